@@ -1,0 +1,46 @@
+"""Every limit, default and timeout of the service, with its unit and the reason for its value.
+
+One module so that the bounds are visible together and their relations are checked at import
+(TigerBeetle style): a bad combination fails before any process starts. Values marked "tuned"
+come from measurements (see README, Performance); the rest are contracts or safety margins.
+"""
+
+from __future__ import annotations
+
+# --- Compatibility contract with the reference (data placed today must be found in five years).
+shard_count = 16
+replica_count = 3
+int64_min = -(2**63)
+int64_max = 2**63 - 1
+uint64_max = 2**64 - 1
+
+# --- Request shape.
+description_bytes_max = 1024        # UTF-8 bytes, not characters (SPEC §3)
+idempotency_key_bytes_max = 128     # stored per account and snapshotted, so kept small
+page_size_default = 100             # ListTransactions page_size 0 means this
+page_size_max = 1000                # larger page sizes are clamped to this
+page_token_chars_max = 64           # a real token is 24 base64url chars; refuse parsing junk
+grpc_message_bytes_max = 4 * 1024 * 1024  # grpc default; stated so nobody relies on more
+
+# --- Gateway.
+deadline_ms_default = 5_000         # used when the client sends no deadline
+deadline_ms_max = 60_000            # a longer client deadline is cut to this: retries must end
+account_id_attempts_max = 8         # fresh random ids tried when an id is already taken
+
+# --- Exactly-once: results of requests are kept so that retries return them.
+request_retention_ns = 10 * 60 * 1_000_000_000  # >> deadline_ms_max: no retry outlives this
+request_prune_per_entry_max = 64    # expired request records deleted per applied entry, bounded
+
+# --- Batching.
+batch_commands_max = 256            # commands per applied batch (one Raft entry); tuned
+
+# --- Standalone.
+shutdown_grace_s = 5.0              # in-flight calls get this long on SIGTERM
+
+assert shard_count == 16 and (256 % shard_count) == 0
+assert 0 < page_size_default <= page_size_max
+assert 0 < description_bytes_max and 0 < idempotency_key_bytes_max <= 1024
+assert 0 < deadline_ms_default <= deadline_ms_max
+assert request_retention_ns > deadline_ms_max * 1_000_000 * 2
+assert 0 < request_prune_per_entry_max
+assert 0 < batch_commands_max

@@ -1,0 +1,1 @@
+"""Code generated from ``proto/`` by ``python -m ledger.tools.protogen``. Never edit by hand."""

@@ -1,0 +1,202 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STATUS_INVALID: _ClassVar[Status]
+    STATUS_PENDING: _ClassVar[Status]
+    STATUS_SETTLED: _ClassVar[Status]
+    STATUS_CANCELLED: _ClassVar[Status]
+    STATUS_INSUFFICIENT_FUNDS: _ClassVar[Status]
+STATUS_INVALID: Status
+STATUS_PENDING: Status
+STATUS_SETTLED: Status
+STATUS_CANCELLED: Status
+STATUS_INSUFFICIENT_FUNDS: Status
+
+class AccountRecord(_message.Message):
+    __slots__ = ("account_id", "available_balance", "settled_balance", "created_at_ns", "updated_at_ns", "transaction_count", "idempotency_key")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    account_id: int
+    available_balance: int
+    settled_balance: int
+    created_at_ns: int
+    updated_at_ns: int
+    transaction_count: int
+    idempotency_key: bytes
+    def __init__(self, account_id: _Optional[int] = ..., available_balance: _Optional[int] = ..., settled_balance: _Optional[int] = ..., created_at_ns: _Optional[int] = ..., updated_at_ns: _Optional[int] = ..., transaction_count: _Optional[int] = ..., idempotency_key: _Optional[bytes] = ...) -> None: ...
+
+class TransactionRecord(_message.Message):
+    __slots__ = ("account_id", "transaction_number", "amount", "description", "status", "created_at_ns", "updated_at_ns")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    account_id: int
+    transaction_number: int
+    amount: int
+    description: str
+    status: Status
+    created_at_ns: int
+    updated_at_ns: int
+    def __init__(self, account_id: _Optional[int] = ..., transaction_number: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., created_at_ns: _Optional[int] = ..., updated_at_ns: _Optional[int] = ...) -> None: ...
+
+class CreateAccount(_message.Message):
+    __slots__ = ("account_id", "idempotency_key")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    account_id: int
+    idempotency_key: bytes
+    def __init__(self, account_id: _Optional[int] = ..., idempotency_key: _Optional[bytes] = ...) -> None: ...
+
+class CreateTransaction(_message.Message):
+    __slots__ = ("account_id", "amount", "description", "settled", "idempotency_key")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    account_id: int
+    amount: int
+    description: str
+    settled: bool
+    idempotency_key: bytes
+    def __init__(self, account_id: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., settled: _Optional[bool] = ..., idempotency_key: _Optional[bytes] = ...) -> None: ...
+
+class SettleTransaction(_message.Message):
+    __slots__ = ("account_id", "transaction_number")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    account_id: int
+    transaction_number: int
+    def __init__(self, account_id: _Optional[int] = ..., transaction_number: _Optional[int] = ...) -> None: ...
+
+class CancelTransaction(_message.Message):
+    __slots__ = ("account_id", "transaction_number")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    account_id: int
+    transaction_number: int
+    def __init__(self, account_id: _Optional[int] = ..., transaction_number: _Optional[int] = ...) -> None: ...
+
+class Command(_message.Message):
+    __slots__ = ("request_id", "now_ns", "create_account", "create_transaction", "settle_transaction", "cancel_transaction")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NOW_NS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    SETTLE_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    request_id: bytes
+    now_ns: int
+    create_account: CreateAccount
+    create_transaction: CreateTransaction
+    settle_transaction: SettleTransaction
+    cancel_transaction: CancelTransaction
+    def __init__(self, request_id: _Optional[bytes] = ..., now_ns: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_transaction: _Optional[_Union[CreateTransaction, _Mapping]] = ..., settle_transaction: _Optional[_Union[SettleTransaction, _Mapping]] = ..., cancel_transaction: _Optional[_Union[CancelTransaction, _Mapping]] = ...) -> None: ...
+
+class CommandBatch(_message.Message):
+    __slots__ = ("commands",)
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    commands: _containers.RepeatedCompositeFieldContainer[Command]
+    def __init__(self, commands: _Optional[_Iterable[_Union[Command, _Mapping]]] = ...) -> None: ...
+
+class Error(_message.Message):
+    __slots__ = ("reason", "message", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    message: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Result(_message.Message):
+    __slots__ = ("account", "transaction", "error", "page")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    account: AccountRecord
+    transaction: TransactionRecord
+    error: Error
+    page: TransactionPage
+    def __init__(self, account: _Optional[_Union[AccountRecord, _Mapping]] = ..., transaction: _Optional[_Union[TransactionRecord, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., page: _Optional[_Union[TransactionPage, _Mapping]] = ...) -> None: ...
+
+class GetAccount(_message.Message):
+    __slots__ = ("account_id",)
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    account_id: int
+    def __init__(self, account_id: _Optional[int] = ...) -> None: ...
+
+class GetTransaction(_message.Message):
+    __slots__ = ("account_id", "transaction_number")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    account_id: int
+    transaction_number: int
+    def __init__(self, account_id: _Optional[int] = ..., transaction_number: _Optional[int] = ...) -> None: ...
+
+class ListTransactions(_message.Message):
+    __slots__ = ("account_id", "page_size", "page_token")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    account_id: int
+    page_size: int
+    page_token: str
+    def __init__(self, account_id: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class Query(_message.Message):
+    __slots__ = ("get_account", "get_transaction", "list_transactions")
+    GET_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    GET_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    LIST_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    get_account: GetAccount
+    get_transaction: GetTransaction
+    list_transactions: ListTransactions
+    def __init__(self, get_account: _Optional[_Union[GetAccount, _Mapping]] = ..., get_transaction: _Optional[_Union[GetTransaction, _Mapping]] = ..., list_transactions: _Optional[_Union[ListTransactions, _Mapping]] = ...) -> None: ...
+
+class TransactionPage(_message.Message):
+    __slots__ = ("transactions", "next_page_token")
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    transactions: _containers.RepeatedCompositeFieldContainer[TransactionRecord]
+    next_page_token: str
+    def __init__(self, transactions: _Optional[_Iterable[_Union[TransactionRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ResultBatch(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[Result]
+    def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ...) -> None: ...
+
+class RequestRecord(_message.Message):
+    __slots__ = ("stored_at_ns", "result")
+    STORED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    stored_at_ns: int
+    result: Result
+    def __init__(self, stored_at_ns: _Optional[int] = ..., result: _Optional[_Union[Result, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""Replication layer: the adapter that decodes replicated commands and applies them to a shard."""

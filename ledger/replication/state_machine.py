@@ -1,0 +1,128 @@
+"""ShardStateMachine: applies batches of replicated commands to one shard, exactly once.
+
+Used by both the standalone server (index = local counter) and a node's Raft group (index = the
+Raft log index). One batch is one log entry and one LevelDB WriteBatch holding:
+
+* the core's writes for every command in the batch, each command seeing its predecessors' writes;
+* a request record per command that carries a ``request_id``: a retry of the same client call
+  (after a timeout or leader change) finds it and gets the stored result instead of a new effect;
+* the deletion of a bounded number of request records older than ``request_retention_ns``
+  (measured on the shard clock: the largest ``now_ns`` it has applied, so replicas agree);
+* the shard clock and the applied index.
+
+An entry at or below the stored applied index is skipped: journal replay, snapshot restore and
+restart never apply anything twice. Nothing here raises for bad input; a failed assertion is a
+bug and must stop the process (the caller logs it and exits, it never answers a client).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from ledger import limits
+from ledger.core import AccountsCore, Failure, Reason
+from ledger.pb import ledger_internal_pb2 as pb
+from ledger.replication.codec import command_from_pb, query_from_pb, result_to_pb
+from ledger.storage.base import META_PREFIX, Overlay, ShardStore
+
+__all__ = ["ShardStateMachine", "request_id_bytes_max"]
+
+REQUEST_PREFIX = b"r"
+REQUEST_TIME_PREFIX = b"q"
+CLOCK_KEY = META_PREFIX + b"clock"
+request_id_bytes_max = 32
+
+_I64 = struct.Struct(">q")
+_U64 = struct.Struct(">Q")
+
+
+def _time_key(stored_at_ns: int, request_id: bytes) -> bytes:
+    # Offset so that negative times still sort before positive ones as unsigned bytes.
+    return REQUEST_TIME_PREFIX + _U64.pack(stored_at_ns - limits.int64_min) + request_id
+
+
+class ShardStateMachine:
+    def __init__(self, store: ShardStore) -> None:
+        self.store = store
+
+    @property
+    def applied_index(self) -> int:
+        return self.store.applied_index
+
+    def apply(self, commands: Sequence[pb.Command], index: int) -> list[pb.Result] | None:
+        """Apply one log entry; None when ``index`` was already applied (a replay)."""
+        if index <= self.store.applied_index:
+            return None
+        assert len(commands) <= limits.batch_commands_max * 4, "entry larger than any gateway sends"
+        overlay = Overlay(self.store)
+        core = AccountsCore(overlay)
+        clock_before = self._clock(overlay)
+        clock = clock_before
+        results = []
+        for message in commands:
+            results.append(self._apply_one(core, overlay, message))
+            clock = max(clock, message.now_ns)
+        if clock != clock_before:
+            overlay.put(CLOCK_KEY, _I64.pack(clock))
+        self._prune_requests(overlay, clock)
+        self.store.commit(overlay.writes(), index)
+        return results
+
+    def apply_encoded(self, data: bytes, index: int) -> bytes | None:
+        """``apply`` on a serialized CommandBatch, returning a serialized ResultBatch."""
+        if index <= self.store.applied_index:
+            return None
+        batch = pb.CommandBatch()
+        try:
+            batch.ParseFromString(data)
+        except Exception:  # noqa: BLE001 - protobuf raises DecodeError or others on junk
+            batch = pb.CommandBatch()  # a junk entry still advances the index, applying nothing
+        results = self.apply(batch.commands, index)
+        assert results is not None
+        return pb.ResultBatch(results=results).SerializeToString(deterministic=True)
+
+    def read(self, query: pb.Query) -> pb.Result:
+        decoded = query_from_pb(query)
+        if isinstance(decoded, Failure):
+            return result_to_pb(decoded)
+        return result_to_pb(AccountsCore(self.store).query(decoded))
+
+    def _apply_one(self, core: AccountsCore, overlay: Overlay, message: pb.Command) -> pb.Result:
+        request_id = message.request_id
+        if len(request_id) > request_id_bytes_max:
+            return result_to_pb(Failure.of(Reason.INVALID_COMMAND, "request id is too long"))
+        if request_id:
+            stored = overlay.get(REQUEST_PREFIX + request_id)
+            if stored is not None:
+                record = pb.RequestRecord()
+                record.ParseFromString(stored)
+                return record.result
+        command = command_from_pb(message)
+        if isinstance(command, Failure):
+            result = result_to_pb(command)
+        else:
+            applied = core.execute(command)
+            for key, value in applied.writes:
+                overlay.put(key, value)
+            result = result_to_pb(applied.result)
+        if request_id:
+            record = pb.RequestRecord(stored_at_ns=message.now_ns, result=result)
+            overlay.put(REQUEST_PREFIX + request_id, record.SerializeToString(deterministic=True))
+            overlay.put(_time_key(message.now_ns, request_id), b"")
+        return result
+
+    def _clock(self, overlay: Overlay) -> int:
+        data = overlay.get(CLOCK_KEY)
+        return limits.int64_min if data is None else int(_I64.unpack(data)[0])
+
+    def _prune_requests(self, overlay: Overlay, clock: int) -> None:
+        horizon = clock - limits.request_retention_ns
+        if horizon <= limits.int64_min:
+            return
+        start = REQUEST_TIME_PREFIX
+        stop = REQUEST_TIME_PREFIX + _U64.pack(horizon - limits.int64_min)
+        for key, _ in self.store.scan(start, stop, limits.request_prune_per_entry_max):
+            overlay.delete(key)
+            overlay.delete(REQUEST_PREFIX + key[len(REQUEST_TIME_PREFIX) + 8 :])
+
