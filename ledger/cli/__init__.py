@@ -1,0 +1,1 @@
+"""Console scripts: ledger-standalone, ledger-dev (and ledger-node, ledger-gateway)."""

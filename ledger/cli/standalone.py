@@ -1,0 +1,36 @@
+"""``ledger-standalone``: the public API over all 16 shard cores in one process, no Raft."""
+
+from __future__ import annotations
+
+import pathlib
+
+import click
+
+from ledger.cli.logs import configure_logging
+from ledger.gateway.server import run_server
+
+__all__ = ["main"]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="gRPC port; 0 picks a free one (printed on the 'listening on' line).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              required=True, help="Directory for the 16 shard LevelDBs (created if missing).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def main(port: int, host: str, data_dir: pathlib.Path, log_level: str) -> None:
+    """Serve LedgerServiceApi from one process over LevelDB."""
+    from ledger.stubs.standalone import StandaloneStub
+
+    configure_logging(log_level)
+    try:
+        stub = StandaloneStub(data_dir)
+    except Exception as error:  # noqa: BLE001 - e.g. the DB is locked by another process
+        raise click.ClickException(f"cannot open data dir {data_dir}: {error}") from None
+    run_server(stub, host, port, "ledger-standalone")
+
+
+if __name__ == "__main__":
+    main()

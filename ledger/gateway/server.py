@@ -1,0 +1,69 @@
+"""Build and run the public grpc.aio server: LedgerServiceApi, grpc.health.v1, reflection.
+
+Shared by ``ledger-standalone`` and ``ledger-gateway``; they differ only in the stub. Prints one
+``listening on HOST:PORT`` line once serving (tests and scripts wait for it; ``--port 0`` picks a
+free port), and stops gracefully on SIGINT/SIGTERM: health turns NOT_SERVING, in-flight calls get
+``limits.shutdown_grace_s``, then the stub closes its stores or channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ledger import limits
+from ledger.gateway.servicer import SERVICE_NAME, LedgerApi
+from ledger.stubs import LedgerCore
+
+__all__ = ["run_server", "serve"]
+
+log = logging.getLogger(__name__)
+
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", limits.grpc_message_bytes_max),
+    ("grpc.max_send_message_length", limits.grpc_message_bytes_max),
+    ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
+]
+
+
+async def serve(stub: LedgerCore, host: str, port: int, name: str) -> None:
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    server.add_generic_rpc_handlers((LedgerApi(stub).handlers(),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    bound_port = server.add_insecure_port(f"{host}:{port}")
+    if bound_port == 0:
+        raise OSError(f"could not bind {host}:{port}")
+    await server.start()
+    for service in ("", SERVICE_NAME):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    print(f"{name} listening on {host}:{bound_port}", flush=True)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("shutting down")
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(limits.shutdown_grace_s)
+    await stub.close()
+    print(f"{name} stopped", flush=True)
+
+
+def run_server(stub: LedgerCore, host: str, port: int, name: str) -> None:
+    """Run ``serve`` to completion; a bind failure is one line on stderr and exit code 1."""
+    try:
+        asyncio.run(serve(stub, host, port, name))
+    except OSError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,288 @@
+"""LedgerServiceApi handlers: parse -> stamp -> call -> map.
+
+The gateway is the only place that reads the clock and draws randomness (SPEC §2): it stamps
+``now_ns``, mints account ids and one ``request_id`` per client call, and puts them into the
+command, so replicas stay deterministic and a retried command is recognised as the same call.
+
+Requests arrive as raw bytes and are parsed here, so a malformed message gets INVALID_ARGUMENT
+instead of grpc's generic deserialization failure. Shapes (ids, amounts, sizes) are validated
+before anything is routed; the core validates again, because it must never trust its input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from ledger import ids, limits
+from ledger.core import Reason
+from ledger.gateway.convert import account_to_api, transaction_to_api
+from ledger.gateway.errors import ApiError, code_for_reason, to_grpc_status
+from ledger.pb import ledger_api_pb2 as api
+from ledger.pb import ledger_internal_pb2 as pb
+from ledger.stubs import DeadlineExceeded, LedgerCore, LedgerError, Overloaded, ShardUnavailable
+
+__all__ = ["LedgerApi", "SERVICE_NAME"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = api.DESCRIPTOR.services_by_name["LedgerServiceApi"].full_name
+REQUEST_ID_BYTES = 16
+
+RequestT = TypeVar("RequestT", bound=Message)
+Handler = Callable[[Any, float], Awaitable[Message]]
+
+
+def _invalid(message: str, reason: str, **metadata: str) -> ApiError:
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message, reason, metadata)
+
+
+def _parse_account_id(text: str) -> int:
+    try:
+        return ids.parse_account_id(text)
+    except ids.InvalidId:
+        raise _invalid("invalid account id", "INVALID_ACCOUNT_ID", account_id=text[:64]) from None
+
+
+def _parse_transaction_id(text: str) -> tuple[int, int]:
+    try:
+        return ids.parse_transaction_id(text)
+    except ids.InvalidId:
+        raise _invalid(
+            "invalid transaction id", "INVALID_TRANSACTION_ID", transaction_id=text[:64]
+        ) from None
+
+
+def _idempotency_key(text: str) -> bytes:
+    key = text.encode("utf-8")
+    if len(key) > limits.idempotency_key_bytes_max:
+        raise _invalid(
+            f"idempotency_key is longer than {limits.idempotency_key_bytes_max} bytes",
+            Reason.IDEMPOTENCY_KEY_TOO_LONG.value,
+        )
+    return key
+
+
+def _unwrap(result: pb.Result, kind: str) -> Any:
+    """The ``kind`` payload of a result, or the ApiError its failure maps to."""
+    actual = result.WhichOneof("kind")
+    if actual == "error":
+        error = result.error
+        raise ApiError(
+            code_for_reason(error.reason), error.message, error.reason, dict(error.metadata)
+        )
+    if actual != kind:
+        raise AssertionError(f"expected a {kind} result, got {actual}")
+    return getattr(result, kind)
+
+
+def derived_account_id(key: bytes, attempt: int) -> int:
+    """The account id for a CreateAccount idempotency key: a repeat lands on the same id."""
+    digest = hashlib.sha256(b"ledger/create-account/v1\x00" + bytes([attempt]) + key).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+class LedgerApi:
+    """Business handlers; ``handlers()`` wraps them for a grpc.aio server."""
+
+    def __init__(self, stub: LedgerCore, *, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self._stub = stub
+        self._clock_ns = clock_ns
+
+    def _command(self, **kind: Message) -> pb.Command:
+        return pb.Command(request_id=os.urandom(REQUEST_ID_BYTES), now_ns=self._clock_ns(), **kind)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get_account(self, request: api.GetAccountRequest, timeout_s: float) -> Message:
+        account_id = _parse_account_id(request.account_id)
+        query = pb.Query(get_account=pb.GetAccount(account_id=account_id))
+        result = await self._stub.read(ids.shard_index(account_id), query, timeout_s)
+        return api.GetAccountResponse(account=account_to_api(_unwrap(result, "account")))
+
+    async def get_transaction(
+        self, request: api.GetTransactionRequest, timeout_s: float
+    ) -> Message:
+        account_id, number = _parse_transaction_id(request.transaction_id)
+        query = pb.Query(
+            get_transaction=pb.GetTransaction(account_id=account_id, transaction_number=number)
+        )
+        result = await self._stub.read(ids.shard_index(account_id), query, timeout_s)
+        return api.GetTransactionResponse(
+            transaction=transaction_to_api(_unwrap(result, "transaction"))
+        )
+
+    async def list_transactions(
+        self, request: api.ListTransactionsRequest, timeout_s: float
+    ) -> Message:
+        account_id = _parse_account_id(request.account_id)
+        if request.page_size < 0:
+            raise _invalid("page_size must not be negative", Reason.INVALID_PAGE_SIZE.value)
+        if len(request.page_token) > limits.page_token_chars_max:
+            raise _invalid("malformed page token", Reason.INVALID_PAGE_TOKEN.value)
+        query = pb.Query(
+            list_transactions=pb.ListTransactions(
+                account_id=account_id, page_size=request.page_size, page_token=request.page_token
+            )
+        )
+        result = await self._stub.read(ids.shard_index(account_id), query, timeout_s)
+        page = _unwrap(result, "page")
+        return api.ListTransactionsResponse(
+            transactions=[transaction_to_api(record) for record in page.transactions],
+            next_page_token=page.next_page_token,
+        )
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def create_account(self, request: api.CreateAccountRequest, timeout_s: float) -> Message:
+        key = _idempotency_key(request.idempotency_key)
+        deadline_s = time.monotonic() + timeout_s
+        for attempt in range(limits.account_id_attempts_max):
+            # A taken id (a random collision, or a derived id owned by another key) has no
+            # effect, so trying the next id never turns this call into two effects.
+            account_id = derived_account_id(key, attempt) if key else secrets.randbits(64)
+            command = self._command(
+                create_account=pb.CreateAccount(account_id=account_id, idempotency_key=key)
+            )
+            remaining_s = max(deadline_s - time.monotonic(), 0.001)
+            result = await self._stub.submit(ids.shard_index(account_id), command, remaining_s)
+            if result.WhichOneof("kind") == "error":
+                if result.error.reason == Reason.ACCOUNT_ALREADY_EXISTS.value:
+                    continue
+            return api.CreateAccountResponse(account=account_to_api(_unwrap(result, "account")))
+        raise ApiError(
+            grpc.StatusCode.UNAVAILABLE, "could not find a free account id", "ACCOUNT_ID_EXHAUSTED"
+        )
+
+    async def create_transaction(
+        self, request: api.CreateTransactionRequest, timeout_s: float
+    ) -> Message:
+        account_id = _parse_account_id(request.account_id)
+        if request.amount == 0:
+            raise _invalid("amount must not be zero", Reason.INVALID_AMOUNT.value)
+        if len(request.description.encode("utf-8")) > limits.description_bytes_max:
+            raise _invalid(
+                f"description is longer than {limits.description_bytes_max} UTF-8 bytes",
+                Reason.DESCRIPTION_TOO_LONG.value,
+            )
+        command = self._command(
+            create_transaction=pb.CreateTransaction(
+                account_id=account_id,
+                amount=request.amount,
+                description=request.description,
+                settled=request.settled,
+                idempotency_key=_idempotency_key(request.idempotency_key),
+            )
+        )
+        result = await self._stub.submit(ids.shard_index(account_id), command, timeout_s)
+        return api.CreateTransactionResponse(
+            transaction=transaction_to_api(_unwrap(result, "transaction"))
+        )
+
+    async def settle_transaction(
+        self, request: api.SettleTransactionRequest, timeout_s: float
+    ) -> Message:
+        account_id, number = _parse_transaction_id(request.transaction_id)
+        body = pb.SettleTransaction(account_id=account_id, transaction_number=number)
+        command = self._command(settle_transaction=body)
+        result = await self._stub.submit(ids.shard_index(account_id), command, timeout_s)
+        return api.SettleTransactionResponse(
+            transaction=transaction_to_api(_unwrap(result, "transaction"))
+        )
+
+    async def cancel_transaction(
+        self, request: api.CancelTransactionRequest, timeout_s: float
+    ) -> Message:
+        account_id, number = _parse_transaction_id(request.transaction_id)
+        body = pb.CancelTransaction(account_id=account_id, transaction_number=number)
+        command = self._command(cancel_transaction=body)
+        result = await self._stub.submit(ids.shard_index(account_id), command, timeout_s)
+        return api.CancelTransactionResponse(
+            transaction=transaction_to_api(_unwrap(result, "transaction"))
+        )
+
+    # -- grpc plumbing ----------------------------------------------------------------------
+
+    def handlers(self) -> grpc.GenericRpcHandler:
+        table: dict[str, tuple[type[Message], Handler]] = {
+            "GetAccount": (api.GetAccountRequest, self.get_account),
+            "CreateAccount": (api.CreateAccountRequest, self.create_account),
+            "GetTransaction": (api.GetTransactionRequest, self.get_transaction),
+            "CreateTransaction": (api.CreateTransactionRequest, self.create_transaction),
+            "SettleTransaction": (api.SettleTransactionRequest, self.settle_transaction),
+            "CancelTransaction": (api.CancelTransactionRequest, self.cancel_transaction),
+            "ListTransactions": (api.ListTransactionsRequest, self.list_transactions),
+        }
+        service = api.DESCRIPTOR.services_by_name["LedgerServiceApi"]
+        assert set(table) == {method.name for method in service.methods}
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                name: grpc.unary_unary_rpc_method_handler(
+                    _boundary(name, request_type, handler),
+                    request_deserializer=None,  # raw bytes: parsed in _boundary
+                    response_serializer=_serialize,
+                )
+                for name, (request_type, handler) in table.items()
+            },
+        )
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def timeout_s_for(context: grpc.aio.ServicerContext) -> float:
+    remaining_s = context.time_remaining()
+    if remaining_s is None:
+        return limits.deadline_ms_default / 1000
+    return min(remaining_s, limits.deadline_ms_max / 1000)
+
+
+def _map_ledger_error(error: LedgerError) -> ApiError:
+    if isinstance(error, ShardUnavailable):
+        return ApiError(grpc.StatusCode.UNAVAILABLE, str(error), "SHARD_UNAVAILABLE")
+    if isinstance(error, Overloaded):
+        return ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error), "OVERLOADED")
+    assert isinstance(error, DeadlineExceeded)
+    return ApiError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "deadline exceeded; the outcome is unknown, retry with an idempotency key",
+        "OUTCOME_UNKNOWN",
+    )
+
+
+def _boundary(
+    name: str, request_type: type[Message], handler: Handler
+) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Message]]:
+    """Parse the request and turn every failure into exactly one rich status."""
+
+    async def call(request_bytes: bytes, context: grpc.aio.ServicerContext) -> Message:
+        try:
+            try:
+                request = request_type.FromString(request_bytes)
+            except (DecodeError, ValueError, TypeError):
+                raise _invalid("malformed request message", "MALFORMED_REQUEST") from None
+            timeout_s = timeout_s_for(context)
+            if timeout_s <= 0:
+                raise DeadlineExceeded("deadline exceeded")
+            return await handler(request, timeout_s)
+        except ApiError as error:
+            failure = error
+        except LedgerError as error:
+            failure = _map_ledger_error(error)
+        except Exception:  # noqa: BLE001 - the boundary: log it, never leak a traceback
+            log.exception("internal error in %s", name)
+            failure = ApiError(grpc.StatusCode.INTERNAL, "internal error", "INTERNAL")
+        await context.abort_with_status(to_grpc_status(failure))
+        raise AssertionError("abort_with_status returned")
+
+    return call
