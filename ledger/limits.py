@@ -28,7 +28,7 @@ deadline_ms_max = 60_000            # a longer client deadline is cut to this: r
 account_id_attempts_max = 8         # fresh random ids tried when an id is already taken
 
 # --- Exactly-once: results of requests are kept so that retries return them.
-request_retention_ns = 10 * 60 * 1_000_000_000  # >> deadline_ms_max: no retry outlives this
+request_retention_ns = 5 * 60 * 1_000_000_000  # >> deadline_ms_max: no retry outlives this
 request_prune_per_entry_max = 64    # expired request records deleted per applied entry, bounded
 
 # --- Batching.
@@ -44,3 +44,15 @@ assert 0 < deadline_ms_default <= deadline_ms_max
 assert request_retention_ns > deadline_ms_max * 1_000_000 * 2
 assert 0 < request_prune_per_entry_max
 assert 0 < batch_commands_max
+
+# --- Gateway -> node routing (cluster).
+submit_queue_depth_max = 10_000     # queued calls per shard; when full, refuse at once
+shard_batches_in_flight_max = 2     # batches per shard on the wire at once (pipelining)
+leader_backoff_ms_min = 20          # first pause after a refusal; doubles per retry
+leader_backoff_ms_max = 200         # retries continue until the call's deadline, never past it
+node_attempt_timeout_s = 1.5        # one attempt on one node; a paused node costs no more
+deadline_margin_s = 0.05            # answer UNAVAILABLE this long before the client gives up
+
+assert 0 < leader_backoff_ms_min <= leader_backoff_ms_max < deadline_ms_default
+assert node_attempt_timeout_s * 1000 < deadline_ms_default
+assert 0 < shard_batches_in_flight_max and 0 < submit_queue_depth_max

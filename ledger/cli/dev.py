@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 import click
 
 from ledger import ids
+from ledger.config import generate_config
 from ledger.cli.client import call_timeout_s, gateway_stub
 from ledger.pb import ledger_api_pb2 as api
 
@@ -79,6 +83,39 @@ def scenario_1(account_id: str, gateway: str) -> None:
         )
         show_balance()
         create(-1000, "Purchase 2", settled=True)
+
+
+def procfile_text(document: dict[str, object], config_path: str) -> str:
+    """The Procfile that runs the nodes of ``document`` and one gateway on port 8000."""
+    lines = []
+    nodes = document["nodes"]
+    assert isinstance(nodes, list)
+    for position, node in enumerate(nodes, start=1):
+        port = node["address"].rsplit(":", 1)[1]
+        lines.append(
+            f"node{position:02d}: ledger-node --node-id {node['id']} --port {port} "
+            f"--data-dir ./data/{node['id']} --cluster-config {config_path}"
+        )
+    lines.append(f"gateway: ledger-gateway --port 8000 --cluster-config {config_path}")
+    return "\n".join(lines) + "\n"
+
+
+@main.command("gen-config")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              default=pathlib.Path("cluster_config.json"), show_default=True)
+@click.option("--procfile", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              default=None, help="Also write a Procfile that matches the new node ids.")
+@click.option("--grpc-port-base", type=click.IntRange(1, 65000), default=7000, show_default=True)
+@click.option("--raft-port-base", type=click.IntRange(1, 65000), default=17000, show_default=True)
+def gen_config(output: pathlib.Path, procfile: pathlib.Path | None, grpc_port_base: int,
+               raft_port_base: int) -> None:
+    """Write a fresh cluster config: 3 nodes, 16 shards, 3 replicas, new ids and secret."""
+    document = generate_config(grpc_port_base=grpc_port_base, raft_port_base=raft_port_base)
+    output.write_text(json.dumps(document, indent=2) + "\n")
+    click.echo(f"wrote {output}")
+    if procfile is not None:
+        procfile.write_text(procfile_text(document, str(output)))
+        click.echo(f"wrote {procfile}")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,11 @@ class ShardStateMachine:
         decoded = query_from_pb(query)
         if isinstance(decoded, Failure):
             return result_to_pb(decoded)
-        return result_to_pb(AccountsCore(self.store).query(decoded))
+        reader = self.store.snapshot_reader()
+        try:
+            return result_to_pb(AccountsCore(reader).query(decoded))
+        finally:
+            reader.close()
 
     def _apply_one(self, core: AccountsCore, overlay: Overlay, message: pb.Command) -> pb.Result:
         request_id = message.request_id

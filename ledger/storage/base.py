@@ -21,6 +21,14 @@ APPLIED_KEY = META_PREFIX + b"applied"
 _U64 = struct.Struct(">Q")
 
 
+class SnapshotReader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan(self, start: bytes, stop: bytes, limit: int) -> Sequence[tuple[bytes, bytes]]: ...
+
+    def close(self) -> None: ...
+
+
 class ShardStore(Protocol):
     """One shard's data: reads for the core, one atomic commit per applied entry."""
 
@@ -33,6 +41,14 @@ class ShardStore(Protocol):
 
     def commit(self, writes: Iterable[tuple[bytes, bytes | None]], applied_index: int) -> None:
         """Write ``writes`` (None deletes) and ``applied_index`` atomically."""
+        ...
+
+    def snapshot_reader(self) -> SnapshotReader:
+        """A consistent point-in-time reader for queries (close it when done)."""
+        ...
+
+    def replace_all(self, items: Iterable[tuple[bytes, bytes]], applied_index: int) -> None:
+        """Replace the whole shard with ``items`` (a snapshot restore)."""
         ...
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:

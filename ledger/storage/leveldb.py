@@ -21,6 +21,36 @@ from ledger.storage.base import APPLIED_KEY, decode_applied, encode_applied
 
 __all__ = ["LevelDBShardStore"]
 
+_RESTORE_BATCH_ITEMS = 10_000  # keys per WriteBatch while restoring: bounded memory
+
+
+class _SnapshotReader:
+    """StoreReader over a plyvel snapshot; released when the query is done."""
+
+    def __init__(self, snapshot: plyvel.Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._snapshot.get(key)
+        return value
+
+    def scan(self, start: bytes, stop: bytes, limit: int) -> Sequence[tuple[bytes, bytes]]:
+        return _scan(self._snapshot, start, stop, limit)
+
+    def close(self) -> None:
+        self._snapshot.close()
+
+
+def _scan(source: plyvel.DB | plyvel.Snapshot, start: bytes, stop: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+    assert limit > 0
+    rows: list[tuple[bytes, bytes]] = []
+    with source.iterator(start=start, stop=stop) as iterator:
+        for key, value in iterator:
+            rows.append((key, value))
+            if len(rows) >= limit:
+                break
+    return rows
+
 
 class LevelDBShardStore:
     def __init__(self, path: pathlib.Path) -> None:
@@ -46,14 +76,7 @@ class LevelDBShardStore:
         return value
 
     def scan(self, start: bytes, stop: bytes, limit: int) -> Sequence[tuple[bytes, bytes]]:
-        assert limit > 0
-        rows: list[tuple[bytes, bytes]] = []
-        with self._db.iterator(start=start, stop=stop) as iterator:
-            for key, value in iterator:
-                rows.append((key, value))
-                if len(rows) >= limit:
-                    break
-        return rows
+        return _scan(self._db, start, stop, limit)
 
     def commit(self, writes: Iterable[tuple[bytes, bytes | None]], applied_index: int) -> None:
         acquired = self._commit_lock.acquire(blocking=False)
@@ -70,6 +93,43 @@ class LevelDBShardStore:
             self._applied_index = applied_index
         finally:
             self._commit_lock.release()
+
+    def snapshot_reader(self) -> _SnapshotReader:
+        """A point-in-time reader: a query sees one state even while entries are applied."""
+        return _SnapshotReader(self._db.snapshot())
+
+    def replace_all(self, items: Iterable[tuple[bytes, bytes]], applied_index: int) -> None:
+        """Replace the whole shard with ``items`` (a snapshot from the leader), crash-safely.
+
+        The applied index is deleted first and written last: a crash in between leaves a DB
+        with applied index 0, which the next start treats as empty and restores again.
+        """
+        with self._commit_lock:
+            self._db.delete(APPLIED_KEY, sync=True)
+            self._applied_index = 0
+            self._delete_everything()
+            batch = self._db.write_batch()
+            pending = 0
+            for key, value in items:
+                batch.put(key, value)
+                pending += 1
+                if pending >= _RESTORE_BATCH_ITEMS:
+                    batch.write()
+                    batch, pending = self._db.write_batch(), 0
+            batch.write()
+            self._db.put(APPLIED_KEY, encode_applied(applied_index), sync=True)
+            self._applied_index = applied_index
+
+    def _delete_everything(self) -> None:
+        """Delete every key, in bounded batches (the DB may hold millions of keys)."""
+        while True:
+            with self._db.iterator(include_value=False) as iterator:
+                keys = [key for key, _ in zip(iterator, range(_RESTORE_BATCH_ITEMS))]
+            with self._db.write_batch() as batch:
+                for key in keys:
+                    batch.delete(key)
+            if len(keys) < _RESTORE_BATCH_ITEMS:
+                return
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         snapshot = self._db.snapshot()

@@ -36,6 +36,15 @@ class MemoryShardStore:
                     bisect.insort(self._keys, key)
                 self._data[key] = value
 
+    def snapshot_reader(self) -> MemoryShardStore:
+        return self  # single-threaded tests: the store itself is a consistent view
+
+    def replace_all(self, items: Iterable[tuple[bytes, bytes]], applied_index: int) -> None:
+        self._data = dict(items)
+        self._keys = sorted(self._data)
+        self._data[APPLIED_KEY] = encode_applied(applied_index)
+        bisect.insort(self._keys, APPLIED_KEY)
+
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         return iter([(key, self._data[key]) for key in self._keys])
 

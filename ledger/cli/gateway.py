@@ -1,0 +1,37 @@
+"""``ledger-gateway``: the stateless public API in front of a cluster of ledger nodes."""
+
+from __future__ import annotations
+
+import pathlib
+
+import click
+
+from ledger.cli.logs import configure_logging
+from ledger.config import ConfigError, load_config
+from ledger.gateway.server import run_server
+
+__all__ = ["main"]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="gRPC port; 0 picks a free one (printed on the 'listening on' line).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--cluster-config", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              default=pathlib.Path("cluster_config.json"), show_default=True)
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def main(port: int, host: str, cluster_config: pathlib.Path, log_level: str) -> None:
+    """Route LedgerServiceApi calls to the shard leaders of a cluster."""
+    from ledger.stubs.cluster import ClusterStub
+
+    configure_logging(log_level)
+    try:
+        config = load_config(cluster_config)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    run_server(ClusterStub(config), host, port, "ledger-gateway")
+
+
+if __name__ == "__main__":
+    main()

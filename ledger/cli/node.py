@@ -1,0 +1,48 @@
+"""``ledger-node``: one cluster node hosting its replicas of the 16 shard Raft groups."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import sys
+
+import click
+
+from ledger.cli.logs import configure_logging
+from ledger.config import ConfigError, load_config
+
+__all__ = ["main"]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--node-id", required=True, help="This node's id in the cluster config.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Node API port (default: the port of this node's address in the config).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              required=True, help="Directory for this node's shard stores and Raft files.")
+@click.option("--cluster-config", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              default=pathlib.Path("cluster_config.json"), show_default=True)
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def main(node_id: str, port: int | None, host: str, data_dir: pathlib.Path,
+         cluster_config: pathlib.Path, log_level: str) -> None:
+    """Serve this node's shard replicas."""
+    from ledger.node.process import run_node
+
+    configure_logging(log_level)
+    try:
+        config = load_config(cluster_config)
+        node = config.node(node_id)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        asyncio.run(run_node(config, node_id, host, node.grpc_port if port is None else port,
+                             data_dir))
+    except OSError as error:
+        print(f"ledger-node: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

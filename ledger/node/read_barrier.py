@@ -1,0 +1,76 @@
+"""Linearizable reads through the log, batched: one barrier entry serves many reads.
+
+A read may only be answered after a barrier entry *proposed after the read arrived* has been
+applied on this leader. Committing that entry proves this node was still the leader of its term
+(a deposed or paused leader's barrier never commits, so it never answers with stale data), and
+Raft's leader completeness means every write acknowledged before the read began sits at a lower
+index, so it has been applied too. Reads that arrive while a barrier is in flight wait for the
+next one; a barrier that does not complete within ``barrier_timeout_s`` fails its readers (the
+gateway retries elsewhere) and unblocks the next barrier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from ledger.replication.raft_group import FAIL_REASON
+
+__all__ = ["BarrierFailed", "ReadBarrier"]
+
+barrier_timeout_s = 2.0
+readers_waiting_max = 10_000
+
+
+class BarrierFailed(Exception):
+    """The barrier did not commit: leadership lost, no quorum, or overload."""
+
+
+class ReadBarrier:
+    def __init__(self, submit_barrier: Callable[[Callable[[Any, int], None]], None]) -> None:
+        self._submit_barrier = submit_barrier
+        self._waiting: list[asyncio.Future[None]] = []
+        self._in_flight = False
+        self._generation = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def wait(self) -> None:
+        if len(self._waiting) >= readers_waiting_max:
+            raise BarrierFailed("too many reads waiting")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiting.append(future)
+        if not self._in_flight:
+            self._start(loop)
+        await future
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._waiting = self._waiting, []
+        self._in_flight = True
+        self._generation += 1
+        generation = self._generation
+
+        def on_applied(_result: Any, reason: int) -> None:  # tick thread
+            loop.call_soon_threadsafe(self._finish, generation, batch, reason)
+
+        self._timer = loop.call_later(
+            barrier_timeout_s, self._finish, generation, batch, FAIL_REASON.LEADER_CHANGED
+        )
+        self._submit_barrier(on_applied)
+
+    def _finish(self, generation: int, batch: list[asyncio.Future[None]], reason: int) -> None:
+        if generation != self._generation or not self._in_flight:
+            return  # a late callback of a barrier that already timed out
+        self._in_flight = False
+        if self._timer is not None:
+            self._timer.cancel()
+        for future in batch:
+            if future.done():
+                continue
+            if reason == FAIL_REASON.SUCCESS:
+                future.set_result(None)
+            else:
+                future.set_exception(BarrierFailed(f"read barrier failed (reason {reason})"))
+        if self._waiting:
+            self._start(asyncio.get_running_loop())

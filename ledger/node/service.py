@@ -1,0 +1,170 @@
+"""The internal node API (``LedgerNode``): submit command batches, linearizable reads, status.
+
+Runs on the node's asyncio loop; PySyncObj runs each shard on its own tick thread and reports
+back through callbacks, which are handed to the loop with ``call_soon_threadsafe``. Only the
+leader of a shard accepts work: anything else gets NOT_LEADER with the leader's gRPC address,
+so the gateway goes there directly instead of paying PySyncObj's forwarding (and its unknown
+outcomes). In-flight entries per shard are bounded: beyond ``inflight_entries_max`` a submit is
+refused at once with OVERLOADED, never queued without bound (notes/pysyncobj.md §4.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import grpc
+
+from ledger.config import ClusterConfig
+from ledger.node.read_barrier import BarrierFailed, ReadBarrier
+from ledger.pb import ledger_node_pb2 as node_pb
+from ledger.pb import ledger_node_pb2_grpc
+from ledger.replication.raft_group import FAIL_REASON, ShardReplica
+from ledger.storage.base import digest_items
+
+__all__ = ["NodeService", "inflight_entries_max"]
+
+log = logging.getLogger(__name__)
+
+inflight_entries_max = 64
+timeout_ms_default = 5_000
+timeout_ms_max = 60_000
+_ROLES = {0: "follower", 1: "candidate", 2: "leader"}
+
+# PySyncObj failure -> what the gateway may assume about the batch.
+_REFUSALS = {
+    FAIL_REASON.QUEUE_FULL: node_pb.REFUSAL_OVERLOADED,
+    FAIL_REASON.MISSING_LEADER: node_pb.REFUSAL_NOT_LEADER,
+    FAIL_REASON.NOT_LEADER: node_pb.REFUSAL_NOT_LEADER,
+    FAIL_REASON.DISCARDED: node_pb.REFUSAL_NOT_LEADER,
+    FAIL_REASON.REQUEST_DENIED: node_pb.REFUSAL_NOT_LEADER,
+    FAIL_REASON.LEADER_CHANGED: node_pb.REFUSAL_APPLIED_UNKNOWN,
+    FAIL_REASON.UNKNOWN_OUTCOME: node_pb.REFUSAL_APPLIED_UNKNOWN,
+}
+
+
+def _timeout_s(timeout_ms: int) -> float:
+    return min(timeout_ms or timeout_ms_default, timeout_ms_max) / 1000
+
+
+class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc]
+    def __init__(self, config: ClusterConfig, node_id: str, replicas: dict[int, ShardReplica]):
+        self._config = config
+        self._node_id = node_id
+        self._replicas = replicas
+        self._inflight = dict.fromkeys(replicas, 0)
+        self._barriers = {
+            shard: ReadBarrier(replica.submit_barrier) for shard, replica in replicas.items()
+        }
+
+    # -- routing checks ---------------------------------------------------------------------
+
+    def leader_address(self, shard: int) -> str:
+        raft_address = self._replicas[shard].leader_raft_address()
+        if raft_address is None:
+            return ""
+        node = self._config.node_by_raft_address(shard, raft_address)
+        return "" if node is None else node.address
+
+    def _refuse(self, shard: int, refusal: int, message: str) -> node_pb.ShardOutcome:
+        leader = self.leader_address(shard) if shard in self._replicas else ""
+        return node_pb.ShardOutcome(
+            shard=shard, refusal=refusal, leader_address=leader, message=message
+        )
+
+    def _check_leader(self, shard: int) -> node_pb.ShardOutcome | None:
+        replica = self._replicas.get(shard)
+        if replica is None:
+            return self._refuse(shard, node_pb.REFUSAL_NOT_HOSTED, "shard is not hosted here")
+        if not replica._isLeader():
+            return self._refuse(shard, node_pb.REFUSAL_NOT_LEADER, "not the leader")
+        if not replica.hasQuorum:
+            return self._refuse(shard, node_pb.REFUSAL_NO_QUORUM, "leader has no quorum")
+        return None
+
+    # -- Submit -----------------------------------------------------------------------------
+
+    async def Submit(self, request: node_pb.SubmitRequest, context: Any) -> node_pb.SubmitResponse:
+        timeout_s = _timeout_s(request.timeout_ms)
+        outcomes = await asyncio.gather(
+            *(self._submit_shard(item.shard, item.command_batch, timeout_s) for item in request.shards)
+        )
+        return node_pb.SubmitResponse(outcomes=outcomes)
+
+    async def _submit_shard(self, shard: int, data: bytes, timeout_s: float) -> node_pb.ShardOutcome:
+        refusal = self._check_leader(shard)
+        if refusal is not None:
+            return refusal
+        if self._inflight[shard] >= inflight_entries_max:
+            return self._refuse(shard, node_pb.REFUSAL_OVERLOADED, "too many entries in flight")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Any, int]] = loop.create_future()
+
+        def on_applied(result: Any, reason: int) -> None:  # tick thread, or this one
+            loop.call_soon_threadsafe(_resolve, future, (result, reason))
+
+        self._inflight[shard] += 1
+        try:
+            self._replicas[shard].submit(data, on_applied)
+            result, reason = await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            return self._refuse(shard, node_pb.REFUSAL_APPLIED_UNKNOWN, "no outcome in time")
+        finally:
+            self._inflight[shard] -= 1
+        if reason != FAIL_REASON.SUCCESS:
+            return self._refuse(shard, _REFUSALS.get(reason, node_pb.REFUSAL_APPLIED_UNKNOWN),
+                                f"raft refused the entry (reason {reason})")
+        if result is None:  # only when the index was applied before: cannot be our entry
+            return self._refuse(shard, node_pb.REFUSAL_APPLIED_UNKNOWN, "entry was a replay")
+        return node_pb.ShardOutcome(shard=shard, result_batch=result)
+
+    # -- Read -------------------------------------------------------------------------------
+
+    async def Read(self, request: node_pb.ReadRequest, context: Any) -> node_pb.ReadResponse:
+        shard = request.shard
+        refusal = self._check_leader(shard)
+        if refusal is not None:
+            return node_pb.ReadResponse(outcome=refusal)
+        try:
+            await asyncio.wait_for(self._barriers[shard].wait(), _timeout_s(request.timeout_ms))
+        except (TimeoutError, BarrierFailed) as error:
+            outcome = self._refuse(shard, node_pb.REFUSAL_NOT_LEADER, f"read barrier: {error}")
+            return node_pb.ReadResponse(outcome=outcome)
+        machine = self._replicas[shard].machine
+        results = [machine.read(query) for query in request.queries]
+        return node_pb.ReadResponse(outcome=node_pb.ShardOutcome(shard=shard, results=results))
+
+    # -- Status -----------------------------------------------------------------------------
+
+    async def Status(self, request: node_pb.StatusRequest, context: Any) -> node_pb.StatusResponse:
+        shards = []
+        for shard, replica in sorted(self._replicas.items()):
+            status = replica.getStatus()
+            digest = ""
+            if request.include_digest:
+                digest = await asyncio.to_thread(digest_items, replica.machine.store.items())
+            shards.append(
+                node_pb.ShardStatus(
+                    shard=shard,
+                    role=_ROLES.get(status["state"], "unknown"),
+                    term=status["raft_term"],
+                    leader_address=self.leader_address(shard),
+                    raft_applied_index=status["last_applied"],
+                    raft_commit_index=status["commit_idx"],
+                    store_applied_index=replica.machine.applied_index,
+                    digest=digest,
+                    has_quorum=bool(status["has_quorum"]),
+                    log_length=status["log_len"],
+                )
+            )
+        return node_pb.StatusResponse(node_id=self._node_id, shards=shards)
+
+
+def _resolve(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def add_to_server(service: NodeService, server: grpc.aio.Server) -> None:
+    ledger_node_pb2_grpc.add_LedgerNodeServicer_to_server(service, server)

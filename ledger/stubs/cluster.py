@@ -1,0 +1,232 @@
+"""ClusterStub: the gateway's route to shard leaders, with group commit and bounded retries.
+
+Per shard, calls queue up (at most ``submit_queue_depth_max``; beyond that they are refused at
+once with RESOURCE_EXHAUSTED) and travel to the leader in batches: whatever queued while the
+previous batch was on the wire leaves together as one Submit, one Raft entry, one WriteBatch
+(group commit adapts to load with no fixed wait). Reads batch the same way into one Read,
+answered after one read barrier.
+
+Leaders are cached per shard, starting at the config's preferred leader; NOT_LEADER answers
+carry a hint that is followed, an unreachable node moves the guess to the next replica. A batch
+is retried with exponential backoff until the latest deadline among its calls; it is always
+resent as the same bytes, so its commands keep their request ids and the state machine applies
+each at most once, whatever happened to earlier attempts. A call that runs out of time gets
+UNAVAILABLE (nothing applied, e.g. no quorum) or DEADLINE_EXCEEDED (outcome unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from ledger import limits
+from ledger.config import ClusterConfig
+from ledger.pb import ledger_internal_pb2 as pb
+from ledger.pb import ledger_node_pb2 as node_pb
+from ledger.pb import ledger_node_pb2_grpc
+from ledger.stubs.errors import DeadlineExceeded, Overloaded, ShardUnavailable
+
+__all__ = ["ClusterStub"]
+
+log = logging.getLogger(__name__)
+
+_UNKNOWN_OUTCOME = {node_pb.REFUSAL_APPLIED_UNKNOWN}
+
+
+@dataclass
+class _Call:
+    payload: Any
+    deadline_s: float  # time.monotonic()
+    future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, message: str, outcome_unknown: bool, hint: str = "") -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
+        self.hint = hint  # the leader's address, when the node knew it
+
+
+class _Leaders:
+    """Leader cache: shard -> node gRPC address, and one channel per node."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self._config = config
+        self._leader = {s.index: config.node(s.preferred_leader).address for s in config.shards}
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def leader(self, shard: int) -> str:
+        return self._leader[shard]
+
+    def stub(self, address: str) -> ledger_node_pb2_grpc.LedgerNodeStub:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(address)
+            self._channels[address] = channel
+        return ledger_node_pb2_grpc.LedgerNodeStub(channel)
+
+    def follow(self, shard: int, failed_address: str, hint: str) -> None:
+        replicas = [node.address for node in self._config.replicas(shard)]
+        if hint and hint in replicas and hint != failed_address:
+            self._leader[shard] = hint
+        elif self._leader[shard] == failed_address:
+            position = replicas.index(failed_address) if failed_address in replicas else -1
+            self._leader[shard] = replicas[(position + 1) % len(replicas)]
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+
+
+Encode = Callable[[list[Any]], Any]
+Attempt = Callable[[str, Any, float], Awaitable[list[Any]]]
+
+
+class _ShardQueue:
+    """Group commit for one shard and one kind of call (submit or read)."""
+
+    def __init__(self, shard: int, leaders: _Leaders, encode: Encode, attempt: Attempt) -> None:
+        self._shard = shard
+        self._leaders = leaders
+        self._encode = encode
+        self._attempt = attempt
+        self._queue: deque[_Call] = deque()
+        self._senders = 0
+
+    async def call(self, payload: Any, timeout_s: float) -> Any:
+        if len(self._queue) >= limits.submit_queue_depth_max:
+            raise Overloaded(f"shard {self._shard} queue is full")
+        call = _Call(payload, time.monotonic() + timeout_s)
+        self._queue.append(call)
+        if self._senders < limits.shard_batches_in_flight_max:
+            self._senders += 1
+            asyncio.get_running_loop().create_task(self._send_until_empty())
+        return await call.future
+
+    async def _send_until_empty(self) -> None:
+        try:
+            while self._queue:
+                batch = [self._queue.popleft()
+                         for _ in range(min(len(self._queue), limits.batch_commands_max))]
+                await self._send(batch)
+        finally:
+            self._senders -= 1
+
+    async def _send(self, batch: list[_Call]) -> None:
+        backoff_s = limits.leader_backoff_ms_min / 1000
+        deadline_s = max(call.deadline_s for call in batch) - limits.deadline_margin_s
+        failure = _AttemptFailed("no attempt made", outcome_unknown=False)
+        # Encoded once: every retry resends the same bytes, so request ids never change.
+        prepared = self._encode([call.payload for call in batch])
+        while True:
+            remaining_s = deadline_s - time.monotonic()
+            if remaining_s <= 0:
+                break
+            address = self._leaders.leader(self._shard)
+            try:
+                results = await self._attempt(address, prepared, remaining_s)
+            except _AttemptFailed as error:
+                failure = error
+                self._leaders.follow(self._shard, address, error.hint)
+            else:
+                if len(results) != len(batch):
+                    raise AssertionError(f"{len(results)} results for {len(batch)} calls")
+                for call, result in zip(batch, results, strict=True):
+                    if not call.future.done():
+                        call.future.set_result(result)
+                return
+            if deadline_s - time.monotonic() < backoff_s:
+                break
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, limits.leader_backoff_ms_max / 1000)
+        error_type = DeadlineExceeded if failure.outcome_unknown else ShardUnavailable
+        for call in batch:
+            if not call.future.done():
+                call.future.set_exception(error_type(f"shard {self._shard}: {failure}"))
+
+
+class _Refused(_AttemptFailed):
+    def __init__(self, outcome: node_pb.ShardOutcome) -> None:
+        super().__init__(
+            f"{node_pb.Refusal.Name(outcome.refusal)}: {outcome.message}",
+            outcome_unknown=outcome.refusal in _UNKNOWN_OUTCOME,
+            hint=outcome.leader_address,
+        )
+
+
+def _timeout_ms(remaining_s: float) -> tuple[float, int]:
+    attempt_s = min(remaining_s, limits.node_attempt_timeout_s)
+    return attempt_s, max(1, int(attempt_s * 1000))
+
+
+class ClusterStub:
+    def __init__(self, config: ClusterConfig) -> None:
+        self._leaders = _Leaders(config)
+        self._submits = {
+            s.index: _ShardQueue(s.index, self._leaders, _encode_commands, self._submit_attempt(s.index))
+            for s in config.shards
+        }
+        self._reads = {
+            s.index: _ShardQueue(s.index, self._leaders, list, self._read_attempt(s.index))
+            for s in config.shards
+        }
+
+    async def submit(self, shard: int, command: pb.Command, timeout_s: float) -> pb.Result:
+        result: pb.Result = await self._submits[shard].call(command, timeout_s)
+        return result
+
+    async def read(self, shard: int, query: pb.Query, timeout_s: float) -> pb.Result:
+        result: pb.Result = await self._reads[shard].call(query, timeout_s)
+        return result
+
+    async def close(self) -> None:
+        await self._leaders.close()
+
+    def _submit_attempt(self, shard: int) -> Attempt:
+        async def attempt(address: str, command_batch: bytes, remaining_s: float) -> list[Any]:
+            attempt_s, timeout_ms = _timeout_ms(remaining_s)
+            request = node_pb.SubmitRequest(
+                shards=[node_pb.ShardCommands(shard=shard, command_batch=command_batch)],
+                timeout_ms=timeout_ms,
+            )
+            response = await _rpc(self._leaders.stub(address).Submit, request, attempt_s,
+                                  outcome_unknown=True)
+            outcome = response.outcomes[0]
+            if outcome.refusal != node_pb.REFUSAL_NONE:
+                raise _Refused(outcome)
+            return list(pb.ResultBatch.FromString(outcome.result_batch).results)
+
+        return attempt
+
+    def _read_attempt(self, shard: int) -> Attempt:
+        async def attempt(address: str, queries: list[pb.Query], remaining_s: float) -> list[Any]:
+            attempt_s, timeout_ms = _timeout_ms(remaining_s)
+            request = node_pb.ReadRequest(shard=shard, queries=queries, timeout_ms=timeout_ms)
+            response = await _rpc(self._leaders.stub(address).Read, request, attempt_s,
+                                  outcome_unknown=False)
+            if response.outcome.refusal != node_pb.REFUSAL_NONE:
+                raise _Refused(response.outcome)
+            return list(response.outcome.results)
+
+        return attempt
+
+
+def _encode_commands(commands: list[pb.Command]) -> bytes:
+    return pb.CommandBatch(commands=commands).SerializeToString()
+
+
+async def _rpc(method: Any, request: Any, timeout_s: float, *, outcome_unknown: bool) -> Any:
+    try:
+        return await method(request, timeout=timeout_s)
+    except grpc.aio.AioRpcError as error:
+        # A failed submit may still have reached the node: its outcome is unknown unless the
+        # channel never connected (UNAVAILABLE), which is what a dead node looks like.
+        unknown = outcome_unknown and error.code() != grpc.StatusCode.UNAVAILABLE
+        raise _AttemptFailed(f"node call failed: {error.code().name}", unknown) from None
