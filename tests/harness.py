@@ -171,7 +171,7 @@ class ClusterService:
 
     kind = "cluster"
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, node_args: Sequence[str] = ()) -> None:
         import json
 
         from ledger.config import generate_config, parse_config
@@ -193,6 +193,7 @@ class ClusterService:
                     "--port", str(node.grpc_port),
                     "--data-dir", str(self.node_data_dir(position)),
                     "--cluster-config", str(self.config_path),
+                    *node_args,
                 ],
                 root,
             )

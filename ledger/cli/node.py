@@ -10,6 +10,7 @@ import click
 
 from ledger.cli.logs import configure_logging
 from ledger.config import ConfigError, load_config
+from ledger.replication.raft_group import log_compaction_entries
 
 __all__ = ["main"]
 
@@ -23,10 +24,13 @@ __all__ = ["main"]
               required=True, help="Directory for this node's shard stores and Raft files.")
 @click.option("--cluster-config", type=click.Path(dir_okay=False, path_type=pathlib.Path),
               default=pathlib.Path("cluster_config.json"), show_default=True)
+@click.option("--compaction-entries", type=click.IntRange(10, 10_000_000),
+              default=log_compaction_entries, show_default=True,
+              help="Raft log entries kept before a snapshot truncates the log.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def main(node_id: str, port: int | None, host: str, data_dir: pathlib.Path,
-         cluster_config: pathlib.Path, log_level: str) -> None:
+         cluster_config: pathlib.Path, compaction_entries: int, log_level: str) -> None:
     """Serve this node's shard replicas."""
     from ledger.node.process import run_node
 
@@ -38,7 +42,7 @@ def main(node_id: str, port: int | None, host: str, data_dir: pathlib.Path,
         raise click.ClickException(str(error)) from None
     try:
         asyncio.run(run_node(config, node_id, host, node.grpc_port if port is None else port,
-                             data_dir))
+                             data_dir, compaction_entries))
     except OSError as error:
         print(f"ledger-node: {error}", file=sys.stderr)
         sys.exit(1)

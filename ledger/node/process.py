@@ -33,7 +33,7 @@ balance_warmup_s = 3.0
 
 
 def open_replicas(
-    config: ClusterConfig, node_id: str, data_dir: pathlib.Path
+    config: ClusterConfig, node_id: str, data_dir: pathlib.Path, compaction_entries: int
 ) -> dict[int, ShardReplica]:
     node = config.node(node_id)
     replicas: dict[int, ShardReplica] = {}
@@ -52,7 +52,8 @@ def open_replicas(
             node.raft_address(shard.index),
             partners,
             ShardStateMachine(store),
-            raft_settings(shard_dir=shard_dir, secret=config.raft_secret, snapshots=snapshots),
+            raft_settings(shard_dir=shard_dir, secret=config.raft_secret, snapshots=snapshots,
+                          compaction_entries=compaction_entries),
         )
     return replicas
 
@@ -69,8 +70,8 @@ async def _balance_leadership(config: ClusterConfig, node_id: str,
 
 
 async def run_node(config: ClusterConfig, node_id: str, host: str, port: int,
-                   data_dir: pathlib.Path) -> None:
-    replicas = open_replicas(config, node_id, data_dir)
+                   data_dir: pathlib.Path, compaction_entries: int) -> None:
+    replicas = open_replicas(config, node_id, data_dir, compaction_entries)
     server = grpc.aio.server()
     add_to_server(NodeService(config, node_id, replicas), server)
     health_servicer = health.aio.HealthServicer()

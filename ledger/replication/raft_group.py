@@ -44,7 +44,9 @@ def raft_settings(
     shard_dir: pathlib.Path,
     secret: str,
     snapshots: ShardSnapshots,
+    compaction_entries: int = log_compaction_entries,
 ) -> SyncObjConf:
+    assert compaction_entries > 0
     return SyncObjConf(
         journalFile=str(shard_dir / "raft.journal"),
         fullDumpFile=str(shard_dir / "raft.dump"),
@@ -61,7 +63,7 @@ def raft_settings(
         leaderFallbackTimeout=6.0,
         commandsWaitLeader=False,
         commandsQueueSize=commands_queue_size,
-        logCompactionMinEntries=log_compaction_entries,
+        logCompactionMinEntries=compaction_entries,
         logCompactionMinTime=log_compaction_interval_s,
         logCompactionSplit=False,
         dynamicMembershipChange=False,
