@@ -56,3 +56,8 @@ deadline_margin_s = 0.05            # answer UNAVAILABLE this long before the cl
 assert 0 < leader_backoff_ms_min <= leader_backoff_ms_max < deadline_ms_default
 assert node_attempt_timeout_s * 1000 < deadline_ms_default
 assert 0 < shard_batches_in_flight_max and 0 < submit_queue_depth_max
+group_commit_linger_ms = 8          # a busy gateway->node link waits this long to fill a Submit
+node_submit_batches_max = 64        # shard batches per Submit rpc
+
+assert 0 <= group_commit_linger_ms < leader_backoff_ms_max
+assert node_submit_batches_max >= shard_count

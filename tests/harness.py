@@ -24,10 +24,18 @@ stop_timeout_s = 15.0
 _LISTENING = re.compile(rb"listening on (\S+):(\d+)")
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A currently free ephemeral port, never one this process handed out before."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_until(predicate, timeout_s: float, interval_s: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
@@ -150,7 +158,8 @@ def free_port_range(count: int, attempts: int = 50) -> int:
 
     rng = random.Random()
     for _ in range(attempts):
-        base = rng.randrange(20_000, 60_000 - count)
+        # Below the ephemeral range (32768+), so free_port() never lands inside a Raft range.
+        base = rng.randrange(20_000, 32_000 - count)
         sockets = []
         try:
             for port in range(base, base + count):
@@ -178,9 +187,10 @@ class ClusterService:
 
         self.root = root
         document = generate_config(grpc_port_base=free_port(), raft_port_base=20_000)
-        for node in document["nodes"]:
+        raft_base = free_port_range(16 * len(document["nodes"]))
+        for position, node in enumerate(document["nodes"]):
             node["address"] = f"127.0.0.1:{free_port()}"
-            node["raftPortBase"] = free_port_range(16)
+            node["raftPortBase"] = raft_base + 16 * position
         self.config_path = root / "cluster_config.json"
         self.config_path.write_text(json.dumps(document, indent=2))
         self.config = parse_config(document, environ={})

@@ -76,9 +76,12 @@ async def run_node(config: ClusterConfig, node_id: str, host: str, port: int,
     add_to_server(NodeService(config, node_id, replicas), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound_port = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound_port = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpc reports a taken port this way
+        bound_port = 0
     if bound_port == 0:
-        raise OSError(f"could not bind {host}:{port}")
+        raise OSError(f"could not bind {host}:{port} (address in use?)")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     print(f"ledger-node {node_id} listening on {host}:{bound_port}", flush=True)

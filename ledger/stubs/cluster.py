@@ -32,6 +32,7 @@ from ledger.pb import ledger_internal_pb2 as pb
 from ledger.pb import ledger_node_pb2 as node_pb
 from ledger.pb import ledger_node_pb2_grpc
 from ledger.stubs.errors import DeadlineExceeded, Overloaded, ShardUnavailable
+from ledger.stubs.node_link import NodeLink
 
 __all__ = ["ClusterStub"]
 
@@ -61,6 +62,7 @@ class _Leaders:
         self._config = config
         self._leader = {s.index: config.node(s.preferred_leader).address for s in config.shards}
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._links: dict[str, NodeLink] = {}
 
     def leader(self, shard: int) -> str:
         return self._leader[shard]
@@ -71,6 +73,13 @@ class _Leaders:
             channel = grpc.aio.insecure_channel(address)
             self._channels[address] = channel
         return ledger_node_pb2_grpc.LedgerNodeStub(channel)
+
+    def link(self, address: str) -> NodeLink:
+        link = self._links.get(address)
+        if link is None:
+            link = NodeLink(self.stub(address))
+            self._links[address] = link
+        return link
 
     def follow(self, shard: int, failed_address: str, hint: str) -> None:
         replicas = [node.address for node in self._config.replicas(shard)]
@@ -98,26 +107,24 @@ class _ShardQueue:
         self._encode = encode
         self._attempt = attempt
         self._queue: deque[_Call] = deque()
-        self._senders = 0
+        self._senders: set[asyncio.Task[None]] = set()  # referenced: the loop keeps weak refs
 
     async def call(self, payload: Any, timeout_s: float) -> Any:
         if len(self._queue) >= limits.submit_queue_depth_max:
             raise Overloaded(f"shard {self._shard} queue is full")
         call = _Call(payload, time.monotonic() + timeout_s)
         self._queue.append(call)
-        if self._senders < limits.shard_batches_in_flight_max:
-            self._senders += 1
-            asyncio.get_running_loop().create_task(self._send_until_empty())
+        if len(self._senders) < limits.shard_batches_in_flight_max:
+            task = asyncio.get_running_loop().create_task(self._send_until_empty())
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
         return await call.future
 
     async def _send_until_empty(self) -> None:
-        try:
-            while self._queue:
-                batch = [self._queue.popleft()
-                         for _ in range(min(len(self._queue), limits.batch_commands_max))]
-                await self._send(batch)
-        finally:
-            self._senders -= 1
+        while self._queue:
+            batch = [self._queue.popleft()
+                     for _ in range(min(len(self._queue), limits.batch_commands_max))]
+            await self._send(batch)
 
     async def _send(self, batch: list[_Call]) -> None:
         backoff_s = limits.leader_backoff_ms_min / 1000
@@ -191,14 +198,10 @@ class ClusterStub:
 
     def _submit_attempt(self, shard: int) -> Attempt:
         async def attempt(address: str, command_batch: bytes, remaining_s: float) -> list[Any]:
-            attempt_s, timeout_ms = _timeout_ms(remaining_s)
-            request = node_pb.SubmitRequest(
-                shards=[node_pb.ShardCommands(shard=shard, command_batch=command_batch)],
-                timeout_ms=timeout_ms,
-            )
-            response = await _rpc(self._leaders.stub(address).Submit, request, attempt_s,
-                                  outcome_unknown=True)
-            outcome = response.outcomes[0]
+            attempt_s, _ = _timeout_ms(remaining_s)
+            link = self._leaders.link(address)
+            outcome = await _rpc(link.submit, shard, command_batch, attempt_s,
+                                 outcome_unknown=True)
             if outcome.refusal != node_pb.REFUSAL_NONE:
                 raise _Refused(outcome)
             return list(pb.ResultBatch.FromString(outcome.result_batch).results)
@@ -209,8 +212,8 @@ class ClusterStub:
         async def attempt(address: str, queries: list[pb.Query], remaining_s: float) -> list[Any]:
             attempt_s, timeout_ms = _timeout_ms(remaining_s)
             request = node_pb.ReadRequest(shard=shard, queries=queries, timeout_ms=timeout_ms)
-            response = await _rpc(self._leaders.stub(address).Read, request, attempt_s,
-                                  outcome_unknown=False)
+            response = await _rpc(self._leaders.stub(address).Read, request,
+                                  timeout=attempt_s, outcome_unknown=False)
             if response.outcome.refusal != node_pb.REFUSAL_NONE:
                 raise _Refused(response.outcome)
             return list(response.outcome.results)
@@ -222,9 +225,9 @@ def _encode_commands(commands: list[pb.Command]) -> bytes:
     return pb.CommandBatch(commands=commands).SerializeToString()
 
 
-async def _rpc(method: Any, request: Any, timeout_s: float, *, outcome_unknown: bool) -> Any:
+async def _rpc(method: Any, *args: Any, outcome_unknown: bool, **kwargs: Any) -> Any:
     try:
-        return await method(request, timeout=timeout_s)
+        return await method(*args, **kwargs)
     except grpc.aio.AioRpcError as error:
         # A failed submit may still have reached the node: its outcome is unknown unless the
         # channel never connected (UNAVAILABLE), which is what a dead node looks like.
