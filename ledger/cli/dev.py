@@ -8,6 +8,7 @@ import pathlib
 import click
 
 from ledger import ids
+from ledger.cli.bench import bench_command
 from ledger.config import generate_config
 from ledger.cli.client import call_timeout_s, gateway_stub
 from ledger.pb import ledger_api_pb2 as api
@@ -116,6 +117,9 @@ def gen_config(output: pathlib.Path, procfile: pathlib.Path | None, grpc_port_ba
     if procfile is not None:
         procfile.write_text(procfile_text(document, str(output)))
         click.echo(f"wrote {procfile}")
+
+
+main.add_command(bench_command)
 
 
 if __name__ == "__main__":
