@@ -129,7 +129,8 @@ class _ShardQueue:
     async def _send(self, batch: list[_Call]) -> None:
         backoff_s = limits.leader_backoff_ms_min / 1000
         deadline_s = max(call.deadline_s for call in batch) - limits.deadline_margin_s
-        failure = _AttemptFailed("no attempt made", outcome_unknown=False)
+        # Time ran out before any attempt: nothing was sent, but the answer is the deadline.
+        failure = _AttemptFailed("deadline passed before the call was sent", outcome_unknown=True)
         # Encoded once: every retry resends the same bytes, so request ids never change.
         prepared = self._encode([call.payload for call in batch])
         while True:
