@@ -40,8 +40,8 @@ def open_replicas(
     for shard in config.shards_of(node_id):
         shard_dir = data_dir / f"shard-{shard.index:02d}"
         shard_dir.mkdir(parents=True, exist_ok=True)
-        store = LevelDBShardStore(shard_dir / "db")
-        snapshots = ShardSnapshots(shard.index, store)
+        machine = ShardStateMachine(LevelDBShardStore(shard_dir / "db"))
+        snapshots = ShardSnapshots(shard.index, machine)
         partners = [
             other.raft_address(shard.index)
             for other in config.replicas(shard.index)
@@ -51,7 +51,7 @@ def open_replicas(
             shard.index,
             node.raft_address(shard.index),
             partners,
-            ShardStateMachine(store),
+            machine,
             raft_settings(shard_dir=shard_dir, secret=config.raft_secret, snapshots=snapshots,
                           compaction_entries=compaction_entries),
         )

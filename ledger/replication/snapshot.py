@@ -27,7 +27,8 @@ import struct
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from ledger.storage.base import APPLIED_KEY, ShardStore
+from ledger.replication.state_machine import ShardStateMachine
+from ledger.storage.base import APPLIED_KEY
 
 __all__ = ["SnapshotError", "ShardSnapshots"]
 
@@ -61,9 +62,10 @@ class _HashingReader:
 
 
 class ShardSnapshots:
-    def __init__(self, shard: int, store: ShardStore) -> None:
+    def __init__(self, shard: int, machine: ShardStateMachine) -> None:
         self.shard = shard
-        self.store = store
+        self.machine = machine
+        self.store = machine.store
 
     def write(self, path: str, raft_data: Any) -> None:
         """``SyncObjConf.serializer``: runs on the tick thread, so no apply runs meanwhile."""
@@ -96,7 +98,7 @@ class ShardSnapshots:
             log.info("shard %d: kept local data at %d (snapshot at %d)",
                      self.shard, self.store.applied_index, applied_index)
             return raft_data
-        self.store.replace_all(self._records(path), applied_index)
+        self.machine.restore(self._records(path), applied_index)
         log.info("shard %d: restored snapshot at applied index %d", self.shard, applied_index)
         return raft_data
 

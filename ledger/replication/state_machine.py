@@ -18,7 +18,7 @@ bug and must stop the process (the caller logs it and exits, it never answers a 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ledger import limits
 from ledger.core import AccountsCore, Failure, Reason
@@ -33,6 +33,7 @@ REQUEST_TIME_PREFIX = b"q"
 CLOCK_KEY = META_PREFIX + b"clock"
 request_id_bytes_max = 32
 
+_NO_REQUESTS = limits.int64_max + 1  # "no request records": above every real time
 _I64 = struct.Struct(">q")
 _U64 = struct.Struct(">Q")
 
@@ -45,6 +46,15 @@ def _time_key(stored_at_ns: int, request_id: bytes) -> bytes:
 class ShardStateMachine:
     def __init__(self, store: ShardStore) -> None:
         self.store = store
+        # The oldest stored_at_ns of any request record in the committed store (None: unknown,
+        # _NO_REQUESTS: none). Exact, so skipping the prune scan when nothing can have expired
+        # changes no decision: replicas with cold and warm caches prune the same records.
+        self._oldest_request_ns: int | None = None
+
+    def restore(self, items: Iterable[tuple[bytes, bytes]], applied_index: int) -> None:
+        """Replace the shard with a snapshot's items (see ledger.replication.snapshot)."""
+        self.store.replace_all(items, applied_index)
+        self._oldest_request_ns = None
 
     @property
     def applied_index(self) -> int:
@@ -59,14 +69,21 @@ class ShardStateMachine:
         core = AccountsCore(overlay)
         clock_before = self._clock(overlay)
         clock = clock_before
+        added_oldest_ns = _NO_REQUESTS
         results = []
         for message in commands:
-            results.append(self._apply_one(core, overlay, message))
+            # Request records are stamped with the shard clock, not the command's own now_ns:
+            # a lagging gateway clock must not make a fresh record look expired.
             clock = max(clock, message.now_ns)
+            results.append(self._apply_one(core, overlay, message, clock))
+            if message.request_id:
+                added_oldest_ns = min(added_oldest_ns, clock)
         if clock != clock_before:
             overlay.put(CLOCK_KEY, _I64.pack(clock))
-        self._prune_requests(overlay, clock)
+        oldest_left_ns = self._prune_requests(overlay, clock)
         self.store.commit(overlay.writes(), index)
+        if oldest_left_ns is not None:
+            self._oldest_request_ns = min(oldest_left_ns, added_oldest_ns)
         return results
 
     def apply_encoded(self, data: bytes, index: int) -> bytes | None:
@@ -92,7 +109,9 @@ class ShardStateMachine:
         finally:
             reader.close()
 
-    def _apply_one(self, core: AccountsCore, overlay: Overlay, message: pb.Command) -> pb.Result:
+    def _apply_one(
+        self, core: AccountsCore, overlay: Overlay, message: pb.Command, clock_ns: int
+    ) -> pb.Result:
         request_id = message.request_id
         if len(request_id) > request_id_bytes_max:
             return result_to_pb(Failure.of(Reason.INVALID_COMMAND, "request id is too long"))
@@ -111,22 +130,32 @@ class ShardStateMachine:
                 overlay.put(key, value)
             result = result_to_pb(applied.result)
         if request_id:
-            record = pb.RequestRecord(stored_at_ns=message.now_ns, result=result)
+            record = pb.RequestRecord(stored_at_ns=clock_ns, result=result)
             overlay.put(REQUEST_PREFIX + request_id, record.SerializeToString(deterministic=True))
-            overlay.put(_time_key(message.now_ns, request_id), b"")
+            overlay.put(_time_key(clock_ns, request_id), b"")
         return result
 
     def _clock(self, overlay: Overlay) -> int:
         data = overlay.get(CLOCK_KEY)
         return limits.int64_min if data is None else int(_I64.unpack(data)[0])
 
-    def _prune_requests(self, overlay: Overlay, clock: int) -> None:
+    def _prune_requests(self, overlay: Overlay, clock: int) -> int | None:
+        """Delete up to a bounded number of expired request records.
+
+        Returns the oldest record time left in the committed store (None: unknown).
+        """
         horizon = clock - limits.request_retention_ns
-        if horizon <= limits.int64_min:
-            return
-        start = REQUEST_TIME_PREFIX
-        stop = REQUEST_TIME_PREFIX + _U64.pack(horizon - limits.int64_min)
-        for key, _ in self.store.scan(start, stop, limits.request_prune_per_entry_max):
+        cached = self._oldest_request_ns
+        if horizon <= limits.int64_min or (cached is not None and cached >= horizon):
+            return cached  # nothing can have expired
+        rows = self.store.scan(REQUEST_TIME_PREFIX, REQUEST_TIME_PREFIX + b"\xff" * 9,
+                               limits.request_prune_per_entry_max + 1)
+        deleted = 0
+        for key, _ in rows:
+            stored_at_ns = int(_U64.unpack_from(key, 1)[0]) + limits.int64_min
+            if stored_at_ns >= horizon or deleted == limits.request_prune_per_entry_max:
+                return stored_at_ns
             overlay.delete(key)
             overlay.delete(REQUEST_PREFIX + key[len(REQUEST_TIME_PREFIX) + 8 :])
-
+            deleted += 1
+        return _NO_REQUESTS
