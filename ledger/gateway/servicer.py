@@ -11,6 +11,7 @@ before anything is routed; the core validates again, because it must never trust
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = api.DESCRIPTOR.services_by_name["LedgerServiceApi"].full_name
 REQUEST_ID_BYTES = 16
 
-RequestT = TypeVar("RequestT", bound=Message)
+ItemT = TypeVar("ItemT")
 Handler = Callable[[Any, float], Awaitable[Message]]
 
 
@@ -143,6 +144,11 @@ class LedgerApi:
     # -- writes -----------------------------------------------------------------------------
 
     async def create_account(self, request: api.CreateAccountRequest, timeout_s: float) -> Message:
+        return api.CreateAccountResponse(account=await self._create_account(request, timeout_s))
+
+    async def _create_account(
+        self, request: api.CreateAccountRequest, timeout_s: float
+    ) -> api.Account:
         key = _idempotency_key(request.idempotency_key)
         deadline_s = time.monotonic() + timeout_s
         for attempt in range(limits.account_id_attempts_max):
@@ -157,7 +163,7 @@ class LedgerApi:
             if result.WhichOneof("kind") == "error":
                 if result.error.reason == Reason.ACCOUNT_ALREADY_EXISTS.value:
                     continue
-            return api.CreateAccountResponse(account=account_to_api(_unwrap(result, "account")))
+            return account_to_api(_unwrap(result, "account"))
         raise ApiError(
             grpc.StatusCode.UNAVAILABLE, "could not find a free account id", "ACCOUNT_ID_EXHAUSTED"
         )
@@ -165,6 +171,12 @@ class LedgerApi:
     async def create_transaction(
         self, request: api.CreateTransactionRequest, timeout_s: float
     ) -> Message:
+        transaction = await self._create_transaction(request, timeout_s)
+        return api.CreateTransactionResponse(transaction=transaction)
+
+    async def _create_transaction(
+        self, request: api.CreateTransactionRequest, timeout_s: float
+    ) -> api.Transaction:
         account_id = _parse_account_id(request.account_id)
         if request.amount == 0:
             raise _invalid("amount must not be zero", Reason.INVALID_AMOUNT.value)
@@ -183,8 +195,34 @@ class LedgerApi:
             )
         )
         result = await self._stub.submit(ids.shard_index(account_id), command, timeout_s)
-        return api.CreateTransactionResponse(
-            transaction=transaction_to_api(_unwrap(result, "transaction"))
+        return transaction_to_api(_unwrap(result, "transaction"))
+
+    # -- batches: every item succeeds or fails on its own ------------------------------------
+
+    async def create_transactions(
+        self, request: api.CreateTransactionsRequest, timeout_s: float
+    ) -> Message:
+        _check_batch_size(len(request.transactions))
+        outcomes = await asyncio.gather(
+            *(_item(self._create_transaction(item, timeout_s)) for item in request.transactions)
+        )
+        return api.CreateTransactionsResponse(
+            results=[
+                api.CreateTransactionResult(status=status, transaction=value)
+                for status, value in outcomes
+            ]
+        )
+
+    async def create_accounts(
+        self, request: api.CreateAccountsRequest, timeout_s: float
+    ) -> Message:
+        _check_batch_size(len(request.accounts))
+        outcomes = await asyncio.gather(
+            *(_item(self._create_account(item, timeout_s)) for item in request.accounts)
+        )
+        return api.CreateAccountsResponse(
+            results=[api.CreateAccountResult(status=status, account=value)
+                     for status, value in outcomes]
         )
 
     async def settle_transaction(
@@ -220,6 +258,8 @@ class LedgerApi:
             "SettleTransaction": (api.SettleTransactionRequest, self.settle_transaction),
             "CancelTransaction": (api.CancelTransactionRequest, self.cancel_transaction),
             "ListTransactions": (api.ListTransactionsRequest, self.list_transactions),
+            "CreateTransactions": (api.CreateTransactionsRequest, self.create_transactions),
+            "CreateAccounts": (api.CreateAccountsRequest, self.create_accounts),
         }
         service = api.DESCRIPTOR.services_by_name["LedgerServiceApi"]
         assert set(table) == {method.name for method in service.methods}
@@ -260,6 +300,33 @@ def _map_ledger_error(error: LedgerError) -> ApiError:
     )
 
 
+def as_api_error(error: Exception, where: str) -> ApiError:
+    """The one mapping from any exception to what the client sees; never a traceback."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, LedgerError):
+        return _map_ledger_error(error)
+    log.error("internal error in %s", where, exc_info=error)
+    return ApiError(grpc.StatusCode.INTERNAL, "internal error", "INTERNAL")
+
+
+def _check_batch_size(count: int) -> None:
+    if not 0 < count <= limits.batch_items_max:
+        raise _invalid(f"a batch holds 1 to {limits.batch_items_max} items, got {count}",
+                       "INVALID_BATCH_SIZE")
+
+
+async def _item(work: Awaitable[ItemT]) -> tuple[api.ItemStatus, ItemT | None]:
+    """One batch item's outcome as a status, with the same code and reason a single call gets."""
+    try:
+        return api.ItemStatus(code=0), await work
+    except Exception as error:  # noqa: BLE001 - mapped like the single-item boundary
+        failure = as_api_error(error, "batch item")
+        status = api.ItemStatus(code=failure.code.value[0], message=failure.message,
+                                reason=failure.reason, metadata=failure.metadata)
+        return status, None
+
+
 def _boundary(
     name: str, request_type: type[Message], handler: Handler
 ) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Message]]:
@@ -275,13 +342,8 @@ def _boundary(
             if timeout_s <= 0:
                 raise DeadlineExceeded("deadline exceeded")
             return await handler(request, timeout_s)
-        except ApiError as error:
-            failure = error
-        except LedgerError as error:
-            failure = _map_ledger_error(error)
-        except Exception:  # noqa: BLE001 - the boundary: log it, never leak a traceback
-            log.exception("internal error in %s", name)
-            failure = ApiError(grpc.StatusCode.INTERNAL, "internal error", "INTERNAL")
+        except Exception as error:  # noqa: BLE001 - the boundary: every failure becomes a status
+            failure = as_api_error(error, name)
         await context.abort_with_status(to_grpc_status(failure))
         raise AssertionError("abort_with_status returned")
 

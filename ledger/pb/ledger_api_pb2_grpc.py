@@ -69,6 +69,16 @@ class LedgerServiceApiStub:
                 request_serializer=ledger_dot_pb_dot_ledger__api__pb2.ListTransactionsRequest.SerializeToString,
                 response_deserializer=ledger_dot_pb_dot_ledger__api__pb2.ListTransactionsResponse.FromString,
                 _registered_method=True)
+        self.CreateTransactions = channel.unary_unary(
+                '/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/CreateTransactions',
+                request_serializer=ledger_dot_pb_dot_ledger__api__pb2.CreateTransactionsRequest.SerializeToString,
+                response_deserializer=ledger_dot_pb_dot_ledger__api__pb2.CreateTransactionsResponse.FromString,
+                _registered_method=True)
+        self.CreateAccounts = channel.unary_unary(
+                '/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/CreateAccounts',
+                request_serializer=ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsRequest.SerializeToString,
+                response_deserializer=ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceApiServicer:
@@ -116,6 +126,19 @@ class LedgerServiceApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateTransactions(self, request, context):
+        """Extensions (not in the reference): batches whose items succeed or fail on their own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAccounts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -153,6 +176,16 @@ def add_LedgerServiceApiServicer_to_server(servicer, server):
                     servicer.ListTransactions,
                     request_deserializer=ledger_dot_pb_dot_ledger__api__pb2.ListTransactionsRequest.FromString,
                     response_serializer=ledger_dot_pb_dot_ledger__api__pb2.ListTransactionsResponse.SerializeToString,
+            ),
+            'CreateTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTransactions,
+                    request_deserializer=ledger_dot_pb_dot_ledger__api__pb2.CreateTransactionsRequest.FromString,
+                    response_serializer=ledger_dot_pb_dot_ledger__api__pb2.CreateTransactionsResponse.SerializeToString,
+            ),
+            'CreateAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAccounts,
+                    request_deserializer=ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsRequest.FromString,
+                    response_serializer=ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -344,6 +377,60 @@ class LedgerServiceApi:
             '/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/ListTransactions',
             ledger_dot_pb_dot_ledger__api__pb2.ListTransactionsRequest.SerializeToString,
             ledger_dot_pb_dot_ledger__api__pb2.ListTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/CreateTransactions',
+            ledger_dot_pb_dot_ledger__api__pb2.CreateTransactionsRequest.SerializeToString,
+            ledger_dot_pb_dot_ledger__api__pb2.CreateTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/CreateAccounts',
+            ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsRequest.SerializeToString,
+            ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

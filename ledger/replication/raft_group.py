@@ -17,7 +17,6 @@ the group): domain failures are values, and a failed assertion is logged and sto
 from __future__ import annotations
 
 import logging
-import os
 import pathlib
 import threading
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj import FAIL_REASON
 
+from ledger.replication.fatal import halt_on_apply_failure
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import ShardStateMachine
 
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 log_compaction_entries = 2_000        # the log is also held in RAM: keep it short
 log_compaction_interval_s = 300
 commands_queue_size = 10_000          # PySyncObj's own queue; the node bounds in-flight before it
-apply_failure_exit_code = 70
 
 
 def raft_settings(
@@ -96,9 +95,7 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         try:
             return self.machine.apply_encoded(data, self.raftLastApplied + 1)
         except BaseException:  # noqa: BLE001 - a bug: stop rather than diverge or wedge
-            log.critical("shard %d: apply failed; stopping the node", self.shard, exc_info=True)
-            logging.shutdown()
-            os._exit(apply_failure_exit_code)
+            halt_on_apply_failure(self.shard)
 
     @replicated  # type: ignore[misc]
     def barrier(self) -> int:
