@@ -41,9 +41,8 @@ class MemoryShardStore:
 
     def replace_all(self, items: Iterable[tuple[bytes, bytes]], applied_index: int) -> None:
         self._data = dict(items)
-        self._keys = sorted(self._data)
         self._data[APPLIED_KEY] = encode_applied(applied_index)
-        bisect.insort(self._keys, APPLIED_KEY)
+        self._keys = sorted(self._data)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         return iter([(key, self._data[key]) for key in self._keys])

@@ -102,7 +102,9 @@ class Ledger:
 
 def refused(applied_or_result: object, reason: Reason, **metadata: str) -> Failure:
     """Assert a Failure with ``reason`` whose metadata holds at least ``metadata``."""
-    result = applied_or_result.result if isinstance(applied_or_result, Applied) else applied_or_result
+    result = (
+        applied_or_result.result if isinstance(applied_or_result, Applied) else applied_or_result
+    )
     assert isinstance(result, Failure), result
     assert result.reason is reason, result
     assert result.message and not result.message.startswith(reason.value), result.message
@@ -160,13 +162,19 @@ def test_create_account_on_existing_id_is_refused_and_changes_nothing(
     ledger.ok(CreateAccount(A, T, first_key))
     ledger.tx(70, True, T + 1)
     before = ledger.data()
-    refused(ledger.run(CreateAccount(A, T + 2, second_key)), Reason.ACCOUNT_ALREADY_EXISTS, account_id=hex_id(A))
+    refused(
+        ledger.run(CreateAccount(A, T + 2, second_key)),
+        Reason.ACCOUNT_ALREADY_EXISTS,
+        account_id=hex_id(A),
+    )
     assert ledger.data() == before
     assert ledger.balances() == (70, 70)
 
 
 @pytest.mark.parametrize("key", [b"k", b"x" * limits.idempotency_key_bytes_max])
-def test_create_account_repeat_with_same_key_returns_the_account_and_writes_nothing(key: bytes) -> None:
+def test_create_account_repeat_with_same_key_returns_the_account_and_writes_nothing(
+    key: bytes,
+) -> None:
     ledger = Ledger()
     created = ledger.ok(CreateAccount(A, T, key))
     again = ledger.run(CreateAccount(A, T + 5, key))
@@ -188,8 +196,14 @@ def test_create_account_key_too_long(length: int) -> None:
 
 @pytest.mark.parametrize("account_id", [0, 1, UNKNOWN, limits.uint64_max])
 def test_get_account_unknown(ledger: Ledger, account_id: int) -> None:
-    refused(ledger.core.get_account(account_id), Reason.ACCOUNT_NOT_FOUND, account_id=hex_id(account_id))
-    refused(ledger.core.query(GetAccount(account_id)), Reason.ACCOUNT_NOT_FOUND, account_id=hex_id(account_id))
+    refused(
+        ledger.core.get_account(account_id), Reason.ACCOUNT_NOT_FOUND, account_id=hex_id(account_id)
+    )
+    refused(
+        ledger.core.query(GetAccount(account_id)),
+        Reason.ACCOUNT_NOT_FOUND,
+        account_id=hex_id(account_id),
+    )
 
 
 @pytest.mark.parametrize("account_id", [0, 1, limits.uint64_max])
@@ -273,7 +287,11 @@ def test_create_transaction_balances(
     assert ledger.transaction(number) == applied.result
     assert ledger.balances() == balances
     account = ledger.account()
-    assert (account.created_at_ns, account.updated_at_ns, account.transaction_count) == (T, T + 10, number)
+    assert (account.created_at_ns, account.updated_at_ns, account.transaction_count) == (
+        T,
+        T + 10,
+        number,
+    )
 
 
 @pytest.mark.parametrize(
@@ -299,7 +317,10 @@ def test_insufficient_funds_is_stored_and_moves_only_updated_at(
     assert applied.result == expected  # an OK result, not a Failure
     assert ledger.transaction(number) == expected
     after = ledger.account()
-    assert (after.available_balance, after.settled_balance) == (before.available_balance, before.settled_balance)
+    assert (after.available_balance, after.settled_balance) == (
+        before.available_balance,
+        before.settled_balance,
+    )
     assert after.updated_at_ns == T + 20
     assert after.transaction_count == number
 
@@ -508,8 +529,16 @@ def test_finishing_a_non_pending_transaction(how: str, finish: type) -> None:
 def test_finishing_an_unknown_transaction(finish: type, number: int) -> None:
     ledger = funded(100)  # holds transaction 1
     before = ledger.data()
-    refused(ledger.run(finish(A, number, T + 1)), Reason.TRANSACTION_NOT_FOUND, transaction_id=hex_tx(A, number))
-    refused(ledger.core.get_transaction(A, number), Reason.TRANSACTION_NOT_FOUND, transaction_id=hex_tx(A, number))
+    refused(
+        ledger.run(finish(A, number, T + 1)),
+        Reason.TRANSACTION_NOT_FOUND,
+        transaction_id=hex_tx(A, number),
+    )
+    refused(
+        ledger.core.get_transaction(A, number),
+        Reason.TRANSACTION_NOT_FOUND,
+        transaction_id=hex_tx(A, number),
+    )
     assert ledger.data() == before
 
 
@@ -518,7 +547,11 @@ def test_finishing_an_unknown_transaction(finish: type, number: int) -> None:
 def test_finishing_on_an_unknown_account(finish: type, number: int) -> None:
     ledger = funded(100)
     before = ledger.data()
-    refused(ledger.run(finish(UNKNOWN, number, T + 1)), Reason.ACCOUNT_NOT_FOUND, account_id=hex_id(UNKNOWN))
+    refused(
+        ledger.run(finish(UNKNOWN, number, T + 1)),
+        Reason.ACCOUNT_NOT_FOUND,
+        account_id=hex_id(UNKNOWN),
+    )
     assert ledger.data() == before
 
 
@@ -561,7 +594,9 @@ def test_settle_and_cancel_stamp_now_on_both_records() -> None:
     second = ledger.tx(10, False, T + 2).result
     assert ledger.ok(SettleTransaction(A, first.transaction_number, T + 50)).updated_at_ns == T + 50
     assert ledger.account().updated_at_ns == T + 50
-    assert ledger.ok(CancelTransaction(A, second.transaction_number, T + 60)).updated_at_ns == T + 60
+    assert (
+        ledger.ok(CancelTransaction(A, second.transaction_number, T + 60)).updated_at_ns == T + 60
+    )
     assert ledger.account().updated_at_ns == T + 60
 
 
@@ -650,10 +685,14 @@ def test_list_page_size_is_clamped_to_1000(page_size: int) -> None:
 
 @pytest.mark.parametrize("page_size", [-1, -2, -1000, -(2**31)])
 def test_list_negative_page_size(page_size: int) -> None:
-    refused(many(3).core.list_transactions(ListTransactions(A, page_size)), Reason.INVALID_PAGE_SIZE)
+    refused(
+        many(3).core.list_transactions(ListTransactions(A, page_size)), Reason.INVALID_PAGE_SIZE
+    )
 
 
-@pytest.mark.parametrize(("count", "page_size"), [(0, 1), (1, 1), (10, 5), (11, 5), (23, 7), (250, 0), (30, 1000)])
+@pytest.mark.parametrize(
+    ("count", "page_size"), [(0, 1), (1, 1), (10, 5), (11, 5), (23, 7), (250, 0), (30, 1000)]
+)
 def test_paging_covers_everything_exactly_once(count: int, page_size: int) -> None:
     ledger = many(count)
     seen: list[int] = []
@@ -689,7 +728,10 @@ def test_page_token_for_another_account() -> None:
     token = ledger.page(page_size=2).next_page_token
     assert token
     refused(ledger.core.list_transactions(ListTransactions(B, 2, token)), Reason.INVALID_PAGE_TOKEN)
-    refused(ledger.core.list_transactions(ListTransactions(UNKNOWN, 2, token)), Reason.INVALID_PAGE_TOKEN)
+    refused(
+        ledger.core.list_transactions(ListTransactions(UNKNOWN, 2, token)),
+        Reason.INVALID_PAGE_TOKEN,
+    )
 
 
 def _b64(raw: bytes, pad: bool = False) -> str:
@@ -744,10 +786,14 @@ def test_malformed_page_tokens(token: str) -> None:
 def test_valid_page_tokens(after: int) -> None:
     ledger = many(5)
     page = ledger.page(page_size=2, token=encode_page_token(A, after))
-    assert [t.transaction_number for t in page.transactions] == list(range(after + 1, min(after + 2, 5) + 1))
+    assert [t.transaction_number for t in page.transactions] == list(
+        range(after + 1, min(after + 2, 5) + 1)
+    )
 
 
-@pytest.mark.parametrize(("page_size", "token"), [(0, ""), (5, ""), (2, encode_page_token(UNKNOWN, 1))])
+@pytest.mark.parametrize(
+    ("page_size", "token"), [(0, ""), (5, ""), (2, encode_page_token(UNKNOWN, 1))]
+)
 def test_list_unknown_account(page_size: int, token: str) -> None:
     refused(
         many(3).core.list_transactions(ListTransactions(UNKNOWN, page_size, token)),

@@ -71,7 +71,9 @@ def test_shard_key_and_index_definition(seed: int) -> None:
     assert all(counts), counts  # 1006 ids reach every one of the 16 shards
 
 
-@pytest.mark.parametrize("text", ["3d2dbe651ab536a1", "0000000000000000", "ffffffffffffffff", "0123456789abcdef"])
+@pytest.mark.parametrize(
+    "text", ["3d2dbe651ab536a1", "0000000000000000", "ffffffffffffffff", "0123456789abcdef"]
+)
 def test_parse_account_id_valid(text: str) -> None:
     assert ids.parse_account_id(text) == int(text, 16)
 
@@ -97,7 +99,13 @@ INVALID_ACCOUNT_IDS = [
     "3d2dbe651ab536a1\x00",
     "206af3de774e2dc751d11665f8af8d41",  # a transaction id is not an account id
 ]
-NON_STR = [None, 0x3D2DBE651AB536A1, b"3d2dbe651ab536a1", bytearray(b"3d2dbe651ab536a1"), ["3d2dbe651ab536a1"]]
+NON_STR = [
+    None,
+    0x3D2DBE651AB536A1,
+    b"3d2dbe651ab536a1",
+    bytearray(b"3d2dbe651ab536a1"),
+    ["3d2dbe651ab536a1"],
+]
 
 
 @pytest.mark.parametrize("text", INVALID_ACCOUNT_IDS + NON_STR)
@@ -146,7 +154,8 @@ def test_invalid_id_is_a_value_error() -> None:
 
 
 @pytest.mark.parametrize(
-    ("account_id", "number"), [(-1, 1), (limits.uint64_max + 1, 1), (1, -1), (1, limits.uint64_max + 1)]
+    ("account_id", "number"),
+    [(-1, 1), (limits.uint64_max + 1, 1), (1, -1), (1, limits.uint64_max + 1)],
 )
 def test_format_refuses_out_of_range(account_id: int, number: int) -> None:
     with pytest.raises(AssertionError):

@@ -76,7 +76,11 @@ def imported_modules(source: str, package: str = "ledger.core") -> list[str]:
 def forbidden_calls(source: str) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in FORBIDDEN_CALLS
+        ):
             found.append(node.func.id)
     return found
 
@@ -89,7 +93,14 @@ def is_allowed(module: str) -> bool:
 
 def test_core_files_are_all_found() -> None:
     names = {path.name for path in CORE_FILES}
-    assert {"__init__.py", "accounts.py", "records.py", "pages.py", "outcomes.py", "commands.py"} <= names
+    assert {
+        "__init__.py",
+        "accounts.py",
+        "records.py",
+        "pages.py",
+        "outcomes.py",
+        "commands.py",
+    } <= names
 
 
 @pytest.mark.parametrize("path", CORE_FILES, ids=lambda path: path.name)
@@ -161,7 +172,12 @@ def test_checker_accepts_allowed_imports(source: str) -> None:
 
 @pytest.mark.parametrize(
     ("source", "found"),
-    [("x = hash('a')", ["hash"]), ("f = open('x')", ["open"]), ("m = __import__('time')", ["__import__"]), ("y = max(1, 2)", [])],
+    [
+        ("x = hash('a')", ["hash"]),
+        ("f = open('x')", ["open"]),
+        ("m = __import__('time')", ["__import__"]),
+        ("y = max(1, 2)", []),
+    ],
 )
 def test_checker_finds_forbidden_calls(source: str, found: list[str]) -> None:
     assert forbidden_calls(source) == found

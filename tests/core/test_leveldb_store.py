@@ -54,13 +54,20 @@ def test_commit_and_reopen_keep_data_and_applied_index(store: LevelDBShardStore)
         assert store.applied_index == 5
         assert store.get(b"a1") == b"one"
         assert store.get(b"b2") == b""  # an empty value is a value, not a missing key
-        assert list(store.items()) == [(b"a1", b"one"), (b"a3", b"three"), (b"b2", b""), (APPLIED_KEY, encode_applied(5))]
+        assert list(store.items()) == [
+            (b"a1", b"one"),
+            (b"a3", b"three"),
+            (b"b2", b""),
+            (APPLIED_KEY, encode_applied(5)),
+        ]
     finally:
         store.close()
 
 
 @pytest.mark.parametrize("index", [3, 2, 0, -1])
-def test_commit_at_or_below_the_applied_index_is_refused(store: LevelDBShardStore, index: int) -> None:
+def test_commit_at_or_below_the_applied_index_is_refused(
+    store: LevelDBShardStore, index: int
+) -> None:
     store.commit([(b"k", b"v")], 3)
     with pytest.raises(AssertionError):
         store.commit([(b"k", b"changed"), (b"new", b"x")], index)
@@ -191,7 +198,12 @@ def _batches() -> list[list[pb.Command]]:
     return [
         [pb.Command(now_ns=T, create_account=pb.CreateAccount(account_id=A))],
         [tx(100, True, T + 1, b"r1"), tx(-30, False, T + 2)],
-        [pb.Command(now_ns=T + 3, settle_transaction=pb.SettleTransaction(account_id=A, transaction_number=2))],
+        [
+            pb.Command(
+                now_ns=T + 3,
+                settle_transaction=pb.SettleTransaction(account_id=A, transaction_number=2),
+            )
+        ],
         [tx(100, True, T + 4, b"r1"), tx(-500, True, T + 5)],
     ]
 
@@ -212,3 +224,13 @@ def test_state_machine_over_leveldb_matches_memory(store: LevelDBShardStore) -> 
         assert list(store.items()) == list(memory.items())
     finally:
         store.close()
+
+
+def test_replace_all_with_another_stores_items_matches_leveldb(store: LevelDBShardStore) -> None:
+    source = MemoryShardStore()
+    source.commit([(b"a1", b"x"), (b"t1", b"y")], 3)
+    memory = MemoryShardStore()
+    memory.replace_all(source.items(), 3)
+    store.replace_all(source.items(), 3)
+    assert list(store.items()) == list(source.items())
+    assert list(memory.items()) == list(source.items())

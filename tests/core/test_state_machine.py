@@ -18,7 +18,7 @@ import pytest
 from ledger import limits
 from ledger.pb import ledger_internal_pb2 as pb
 from ledger.replication.state_machine import CLOCK_KEY, ShardStateMachine, request_id_bytes_max
-from ledger.storage.base import digest_items
+from ledger.storage.base import APPLIED_KEY, digest_items
 from ledger.storage.memory import MemoryShardStore
 
 T = 1_700_000_000_000_000_000
@@ -30,7 +30,9 @@ RETENTION = limits.request_retention_ns
 
 def create_account(account_id: int, now: int = T, rid: bytes = b"", key: bytes = b"") -> pb.Command:
     return pb.Command(
-        request_id=rid, now_ns=now, create_account=pb.CreateAccount(account_id=account_id, idempotency_key=key)
+        request_id=rid,
+        now_ns=now,
+        create_account=pb.CreateAccount(account_id=account_id, idempotency_key=key),
     )
 
 
@@ -44,7 +46,11 @@ def create_tx(
     key: bytes = b"",
 ) -> pb.Command:
     body = pb.CreateTransaction(
-        account_id=account_id, amount=amount, description=description, settled=settled, idempotency_key=key
+        account_id=account_id,
+        amount=amount,
+        description=description,
+        settled=settled,
+        idempotency_key=key,
     )
     return pb.Command(request_id=rid, now_ns=now, create_transaction=body)
 
@@ -193,9 +199,17 @@ def test_request_id_up_to_the_limit_is_accepted(shard: Shard, length: int) -> No
 
 @pytest.mark.parametrize(
     ("later", "deduplicated"),
-    [(1, True), (RETENTION - 1, True), (RETENTION, True), (RETENTION + 1, False), (100 * RETENTION, False)],
+    [
+        (1, True),
+        (RETENTION - 1, True),
+        (RETENTION, True),
+        (RETENTION + 1, False),
+        (100 * RETENTION, False),
+    ],
 )
-def test_request_records_expire_on_the_shard_clock(shard: Shard, later: int, deduplicated: bool) -> None:
+def test_request_records_expire_on_the_shard_clock(
+    shard: Shard, later: int, deduplicated: bool
+) -> None:
     first = shard.apply(create_tx(A, 100, rid=b"old", now=T))[0]
     shard.apply(create_tx(A, 1, now=T + later))  # moves the shard clock; prunes expired records
     retry = shard.apply(create_tx(A, 100, rid=b"old", now=T + later))[0]
@@ -233,10 +247,47 @@ def test_request_record_from_a_lagging_gateway_survives_the_next_entry(shard: Sh
     assert shard.balances() == (102, 102)
 
 
+def test_restore_forgets_what_the_machine_knew_about_request_records() -> None:
+    leader, follower = Shard(), Shard()
+    for shard in (leader, follower):
+        shard.apply(create_account(A, now=T))
+    leader.apply(create_tx(A, 100, rid=b"old", now=T))
+    follower.apply(create_tx(A, 1, now=T + 3 * RETENTION))  # no request records here
+    snapshot = [(k, v) for k, v in leader.items() if k != APPLIED_KEY]
+    follower.machine.restore(snapshot, leader.store.applied_index)
+    assert follower.items() == leader.items()
+    later = create_tx(A, 1, now=T + 3 * RETENTION)  # the record "old" has expired: prune it
+    assert follower.machine.apply([later], 3) == leader.machine.apply([later], 3)
+    assert follower.items() == leader.items()
+    assert not [k for k, _ in leader.items() if k[:1] in (b"r", b"q")]
+
+
+def test_cold_and_warm_machines_prune_the_same_records() -> None:
+    warm = Shard()
+    cold_store = MemoryShardStore()
+    entries = [
+        [create_account(A, now=T)],
+        [create_tx(A, 1, rid=b"a", now=T), create_tx(A, 1, rid=b"b", now=T + RETENTION)],
+        [create_tx(A, 1, now=T + RETENTION + 1)],
+        [create_tx(A, 1, rid=b"c", now=T + 2 * RETENTION)],
+        [create_tx(A, 1, now=T + 2 * RETENTION + 1)],
+        [create_tx(A, 1, rid=b"b", now=T), create_tx(A, 1, now=T + 4 * RETENTION)],
+        [create_tx(A, 1, rid=b"d", now=T)],
+        [create_tx(A, 1, now=T + 4 * RETENTION + 1)],
+    ]
+    for index, batch in enumerate(entries, start=1):
+        results = warm.machine.apply(batch, index)
+        assert ShardStateMachine(cold_store).apply(batch, index) == results
+        assert list(cold_store.items()) == warm.items()
+
+
 def test_pruning_is_bounded_per_entry(shard: Shard) -> None:
     count = limits.request_prune_per_entry_max + 6
     shard.apply(*[create_tx(A, 1, rid=b"r%03d" % i, now=T) for i in range(count)])
-    request_keys = lambda: [k for k, _ in shard.store.items() if k[:1] in (b"r", b"q")]  # noqa: E731
+
+    def request_keys() -> list[bytes]:
+        return [k for k, _ in shard.store.items() if k[:1] in (b"r", b"q")]
+
     assert len(request_keys()) == 2 * count
     shard.apply(create_tx(A, 1, now=T + RETENTION + 1))
     assert len(request_keys()) == 2 * 6
@@ -267,7 +318,14 @@ def test_a_batch_sees_its_own_writes() -> None:
         create_tx(A, -61, now=T + 4),
         create_account(A, now=T + 5),
     )
-    assert [r.WhichOneof("kind") for r in results] == ["account", "transaction", "transaction", "transaction", "transaction", "error"]
+    assert [r.WhichOneof("kind") for r in results] == [
+        "account",
+        "transaction",
+        "transaction",
+        "transaction",
+        "transaction",
+        "error",
+    ]
     assert results[3].transaction.status == pb.STATUS_SETTLED
     assert results[4].transaction.status == pb.STATUS_INSUFFICIENT_FUNDS
     assert results[5].error.reason == "ACCOUNT_ALREADY_EXISTS"
@@ -296,7 +354,9 @@ def test_idempotency_key_within_one_batch() -> None:
         pb.Command(request_id=b"rid", now_ns=T),
     ],
 )
-def test_malformed_command_is_an_error_and_advances_the_index(shard: Shard, message: pb.Command) -> None:
+def test_malformed_command_is_an_error_and_advances_the_index(
+    shard: Shard, message: pb.Command
+) -> None:
     before = shard.balances()
     results = shard.apply(message, create_tx(A, 7))
     assert error_reason(results[0]) == "INVALID_COMMAND"
@@ -330,10 +390,19 @@ def test_apply_encoded_matches_apply() -> None:
 def _batches() -> list[list[pb.Command]]:
     return [
         [create_account(A, T, b"ra", b"acct-key"), create_account(B, T + 1)],
-        [create_tx(A, 500, now=T + 2, rid=b"t1"), create_tx(B, 50, settled=False, now=T + 2, key=b"k")],
-        [create_tx(A, -100, settled=False, now=T + 3, description="héllo"), settle(B, 1, now=T + 1)],
+        [
+            create_tx(A, 500, now=T + 2, rid=b"t1"),
+            create_tx(B, 50, settled=False, now=T + 2, key=b"k"),
+        ],
+        [
+            create_tx(A, -100, settled=False, now=T + 3, description="héllo"),
+            settle(B, 1, now=T + 1),
+        ],
         [cancel(A, 2, now=T + 4), create_tx(A, -1000, now=T + 5), pb.Command(now_ns=T + 6)],
-        [create_tx(A, 500, now=T + 7, rid=b"t1"), create_tx(B, 50, settled=False, now=T + 8, key=b"k")],
+        [
+            create_tx(A, 500, now=T + 7, rid=b"t1"),
+            create_tx(B, 50, settled=False, now=T + 8, key=b"k"),
+        ],
         [create_tx(A, 1, now=T + RETENTION + 10)],  # prunes the request records
         [settle(A, 99, now=T), create_account(A, T, key=b"acct-key"), create_account(A, T)],
     ]
@@ -368,17 +437,36 @@ def test_read_all_query_kinds(shard: Shard) -> None:
     shard.apply(*[create_tx(A, i + 1, now=T + i, description=f"d{i}") for i in range(5)])
     account = shard.machine.read(get_account(A))
     assert account.account == pb.AccountRecord(
-        account_id=A, available_balance=15, settled_balance=15, created_at_ns=T, updated_at_ns=T + 4, transaction_count=5
+        account_id=A,
+        available_balance=15,
+        settled_balance=15,
+        created_at_ns=T,
+        updated_at_ns=T + 4,
+        transaction_count=5,
     )
-    one = shard.machine.read(pb.Query(get_transaction=pb.GetTransaction(account_id=A, transaction_number=3)))
+    one = shard.machine.read(
+        pb.Query(get_transaction=pb.GetTransaction(account_id=A, transaction_number=3))
+    )
     assert one.transaction == pb.TransactionRecord(
-        account_id=A, transaction_number=3, amount=3, description="d2", status=pb.STATUS_SETTLED, created_at_ns=T + 2, updated_at_ns=T + 2
+        account_id=A,
+        transaction_number=3,
+        amount=3,
+        description="d2",
+        status=pb.STATUS_SETTLED,
+        created_at_ns=T + 2,
+        updated_at_ns=T + 2,
     )
-    first = shard.machine.read(pb.Query(list_transactions=pb.ListTransactions(account_id=A, page_size=3)))
+    first = shard.machine.read(
+        pb.Query(list_transactions=pb.ListTransactions(account_id=A, page_size=3))
+    )
     assert [t.transaction_number for t in first.page.transactions] == [1, 2, 3]
     assert first.page.next_page_token
     rest = shard.machine.read(
-        pb.Query(list_transactions=pb.ListTransactions(account_id=A, page_size=3, page_token=first.page.next_page_token))
+        pb.Query(
+            list_transactions=pb.ListTransactions(
+                account_id=A, page_size=3, page_token=first.page.next_page_token
+            )
+        )
     )
     assert [t.transaction_number for t in rest.page.transactions] == [4, 5]
     assert rest.page.next_page_token == ""
@@ -388,13 +476,31 @@ def test_read_all_query_kinds(shard: Shard) -> None:
     ("query", "reason"),
     [
         (get_account(UNKNOWN), "ACCOUNT_NOT_FOUND"),
-        (pb.Query(get_transaction=pb.GetTransaction(account_id=A, transaction_number=9)), "TRANSACTION_NOT_FOUND"),
-        (pb.Query(get_transaction=pb.GetTransaction(account_id=A, transaction_number=0)), "TRANSACTION_NOT_FOUND"),
-        (pb.Query(get_transaction=pb.GetTransaction(account_id=UNKNOWN, transaction_number=1)), "TRANSACTION_NOT_FOUND"),
+        (
+            pb.Query(get_transaction=pb.GetTransaction(account_id=A, transaction_number=9)),
+            "TRANSACTION_NOT_FOUND",
+        ),
+        (
+            pb.Query(get_transaction=pb.GetTransaction(account_id=A, transaction_number=0)),
+            "TRANSACTION_NOT_FOUND",
+        ),
+        (
+            pb.Query(get_transaction=pb.GetTransaction(account_id=UNKNOWN, transaction_number=1)),
+            "TRANSACTION_NOT_FOUND",
+        ),
         (pb.Query(list_transactions=pb.ListTransactions(account_id=UNKNOWN)), "ACCOUNT_NOT_FOUND"),
-        (pb.Query(list_transactions=pb.ListTransactions(account_id=A, page_size=-1)), "INVALID_PAGE_SIZE"),
-        (pb.Query(list_transactions=pb.ListTransactions(account_id=A, page_token="junk")), "INVALID_PAGE_TOKEN"),
-        (pb.Query(list_transactions=pb.ListTransactions(account_id=A, page_token="A" * 10_000)), "INVALID_PAGE_TOKEN"),
+        (
+            pb.Query(list_transactions=pb.ListTransactions(account_id=A, page_size=-1)),
+            "INVALID_PAGE_SIZE",
+        ),
+        (
+            pb.Query(list_transactions=pb.ListTransactions(account_id=A, page_token="junk")),
+            "INVALID_PAGE_TOKEN",
+        ),
+        (
+            pb.Query(list_transactions=pb.ListTransactions(account_id=A, page_token="A" * 10_000)),
+            "INVALID_PAGE_TOKEN",
+        ),
         (pb.Query(), "INVALID_COMMAND"),
     ],
 )

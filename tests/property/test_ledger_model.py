@@ -18,7 +18,14 @@ returns None and changes nothing (exactly-once apply).
 Method: hypothesis draws a list of batches of operations; each batch is one entry applied with
 ``ShardStateMachine.apply`` on a ``MemoryShardStore``. The model below is written from the spec,
 not from the core: it shares no code with ledger/. Clock steps stay far below the request
-retention, so request records never expire here (expiry has its own tests).
+retention, so request records never expire here.
+
+A second property covers request expiry, with clock steps around ``request_retention_ns`` and
+request ids from a small pool: a machine kept warm, a machine created afresh for every entry
+(cold: its cache of the oldest request record is empty) and a follower that skips entries and
+catches up through ``restore`` from the leader's data all return the same results and hold the
+same items; and a retry whose record is within the retention window on the shard clock is
+always answered with the stored result.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from hypothesis import strategies as st
 from ledger import limits
 from ledger.pb import ledger_internal_pb2 as pb
 from ledger.replication.state_machine import ShardStateMachine
+from ledger.storage.base import APPLIED_KEY
 from ledger.storage.memory import MemoryShardStore
 
 T = 1_700_000_000_000_000_000
@@ -78,11 +86,18 @@ class Model:
         kind = command.WhichOneof("kind")
         now = command.now_ns
         if kind == "create_account":
-            outcome = self.create_account(command.create_account.account_id, command.create_account.idempotency_key, now)
+            outcome = self.create_account(
+                command.create_account.account_id, command.create_account.idempotency_key, now
+            )
         elif kind == "create_transaction":
             body = command.create_transaction
             outcome = self.create_transaction(
-                body.account_id, body.amount, body.description, body.settled, body.idempotency_key, now
+                body.account_id,
+                body.amount,
+                body.description,
+                body.settled,
+                body.idempotency_key,
+                now,
             )
         elif kind == "settle_transaction":
             body_s = command.settle_transaction
@@ -100,7 +115,16 @@ class Model:
 
     def transaction_outcome(self, account_id: int, number: int) -> tuple:
         t = self.transactions[(account_id, number)]
-        return ("transaction", account_id, number, t.amount, t.description, t.status, t.created, t.updated)
+        return (
+            "transaction",
+            account_id,
+            number,
+            t.amount,
+            t.description,
+            t.status,
+            t.created,
+            t.updated,
+        )
 
     def create_account(self, account_id: int, key: bytes, now: int) -> tuple:
         if len(key) > 128:
@@ -145,7 +169,9 @@ class Model:
         account.count += 1
         account.available, account.settled = available, balance
         account.updated = max(account.updated, now)
-        self.transactions[(account_id, account.count)] = ModelTransaction(amount, description, status, now, now)
+        self.transactions[(account_id, account.count)] = ModelTransaction(
+            amount, description, status, now, now
+        )
         if key:
             self.keys[(account_id, key)] = (account.count, amount, settled, description)
         return self.transaction_outcome(account_id, account.count)
@@ -199,7 +225,17 @@ def transaction_outcome_of(t: pb.TransactionRecord) -> tuple:
 # ----------------------------------------------------------------------------------------------
 # Operations.
 
-EDGE_AMOUNTS = [I64_MAX, I64_MIN, I64_MAX - 1, -I64_MAX, I64_MAX // 2 + 1, -(I64_MAX // 2 + 1), 1, -1, 0]
+EDGE_AMOUNTS = [
+    I64_MAX,
+    I64_MIN,
+    I64_MAX - 1,
+    -I64_MAX,
+    I64_MAX // 2 + 1,
+    -(I64_MAX // 2 + 1),
+    1,
+    -1,
+    0,
+]
 amounts = st.one_of(
     st.integers(-300, 300),
     st.integers(-300, 300),
@@ -213,16 +249,52 @@ numbers = st.one_of(st.integers(1, 4), st.integers(0, 12))
 steps = st.integers(-3, 5)  # the gateway clock sometimes steps back
 
 operations = st.one_of(
-    st.tuples(st.just("account"), st.sampled_from([A, B]), st.sampled_from([b"", b"a1", b"a2"]), steps, st.booleans()),
-    st.tuples(st.just("create"), tx_accounts, amounts, st.booleans(), descriptions, keys, steps, st.booleans()),
-    st.tuples(st.just("create"), tx_accounts, amounts, st.booleans(), descriptions, keys, steps, st.booleans()),
+    st.tuples(
+        st.just("account"),
+        st.sampled_from([A, B]),
+        st.sampled_from([b"", b"a1", b"a2"]),
+        steps,
+        st.booleans(),
+    ),
+    st.tuples(
+        st.just("create"),
+        tx_accounts,
+        amounts,
+        st.booleans(),
+        descriptions,
+        keys,
+        steps,
+        st.booleans(),
+    ),
+    st.tuples(
+        st.just("create"),
+        tx_accounts,
+        amounts,
+        st.booleans(),
+        descriptions,
+        keys,
+        steps,
+        st.booleans(),
+    ),
     st.tuples(st.just("settle"), tx_accounts, numbers, steps, st.booleans()),
     st.tuples(st.just("cancel"), tx_accounts, numbers, steps, st.booleans()),
     st.tuples(st.just("repeat"), st.integers(0, 1000), st.booleans(), steps),
     # Boundaries computed from the model's balance at build time: available reaching exactly 0
     # (or missing it by one), settled reaching exactly int64 max (or passing it by one).
-    st.tuples(st.just("drain"), st.sampled_from([A, B]), st.booleans(), st.sampled_from([-1, 0, 0, 1]), steps),
-    st.tuples(st.just("fill"), st.sampled_from([A, B]), st.booleans(), st.sampled_from([-1, 0, 0, 1]), steps),
+    st.tuples(
+        st.just("drain"),
+        st.sampled_from([A, B]),
+        st.booleans(),
+        st.sampled_from([-1, 0, 0, 1]),
+        steps,
+    ),
+    st.tuples(
+        st.just("fill"),
+        st.sampled_from([A, B]),
+        st.booleans(),
+        st.sampled_from([-1, 0, 0, 1]),
+        steps,
+    ),
 )
 batches = st.lists(st.lists(operations, min_size=1, max_size=4), min_size=1, max_size=12)
 
@@ -263,9 +335,15 @@ class Builder:
             _, account_id, amount, settled, description, key, step, with_rid = op
             self.now += step
             body = pb.CreateTransaction(
-                account_id=account_id, amount=amount, description=description, settled=settled, idempotency_key=key
+                account_id=account_id,
+                amount=amount,
+                description=description,
+                settled=settled,
+                idempotency_key=key,
             )
-            command = pb.Command(request_id=self.rid(with_rid), now_ns=self.now, create_transaction=body)
+            command = pb.Command(
+                request_id=self.rid(with_rid), now_ns=self.now, create_transaction=body
+            )
         elif kind in ("settle", "cancel"):
             _, account_id, number, step, with_rid = op
             self.now += step
@@ -294,7 +372,11 @@ def all_transactions(machine: ShardStateMachine, account_id: int) -> list[pb.Tra
     found: list[pb.TransactionRecord] = []
     token = ""
     while True:
-        query = pb.Query(list_transactions=pb.ListTransactions(account_id=account_id, page_size=7, page_token=token))
+        query = pb.Query(
+            list_transactions=pb.ListTransactions(
+                account_id=account_id, page_size=7, page_token=token
+            )
+        )
         result = machine.read(query)
         assert result.WhichOneof("kind") == "page", result
         found.extend(result.page.transactions)
@@ -313,9 +395,12 @@ def check_against_model(machine: ShardStateMachine, model: Model) -> None:
         assert outcome_of(result) == model.account_outcome(account_id)
         assert 0 <= account.available_balance <= account.settled_balance
         history = all_transactions(machine, account_id)
-        assert [t.transaction_number for t in history] == list(range(1, account.transaction_count + 1))
+        assert [t.transaction_number for t in history] == list(
+            range(1, account.transaction_count + 1)
+        )
         assert [transaction_outcome_of(t) for t in history] == [
-            model.transaction_outcome(account_id, n) for n in range(1, account.transaction_count + 1)
+            model.transaction_outcome(account_id, n)
+            for n in range(1, account.transaction_count + 1)
         ]
         settled = sum(t.amount for t in history if t.status == pb.STATUS_SETTLED)
         holds = sum(t.amount for t in history if t.status == pb.STATUS_PENDING and t.amount < 0)
@@ -346,7 +431,13 @@ def test_ledger_matches_the_model(drawn: list[list[tuple]]) -> None:
         outcomes = [outcome_of(result) for result in results]
         assert outcomes == expected
         for outcome in outcomes:
-            event(outcome[1] if outcome[0] == "error" else "account" if outcome[0] == "account" else f"status {outcome[5]}")
+            event(
+                outcome[1]
+                if outcome[0] == "error"
+                else "account"
+                if outcome[0] == "account"
+                else f"status {outcome[5]}"
+            )
         assert store.applied_index == index
         check_against_model(machine, model)
 
@@ -365,6 +456,75 @@ def test_ledger_matches_the_model(drawn: list[list[tuple]]) -> None:
         assert encoded_machine.apply_encoded(data, index) is not None
     assert list(fresh.items()) == final
     assert list(encoded.items()) == final
+
+
+RETENTION = limits.request_retention_ns
+expiry_steps = st.sampled_from(
+    [0, 1, 7, RETENTION // 2, RETENTION - 1, RETENTION, RETENTION + 1, 3 * RETENTION, -RETENTION]
+)
+expiry_commands = st.tuples(
+    st.one_of(st.none(), st.integers(0, 9)), expiry_steps, st.integers(1, 5)
+)
+# Each entry: its commands, whether the follower misses it, whether the follower then catches up.
+expiry_entries = st.lists(
+    st.tuples(st.lists(expiry_commands, min_size=0, max_size=5), st.booleans(), st.booleans()),
+    min_size=1,
+    max_size=15,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expiry_entries)
+def test_request_expiry_is_the_same_warm_cold_and_restored(
+    entries: list[tuple[list[tuple], bool, bool]],
+) -> None:
+    warm_store, cold_store, follower_store = (
+        MemoryShardStore(),
+        MemoryShardStore(),
+        MemoryShardStore(),
+    )
+    warm, follower = ShardStateMachine(warm_store), ShardStateMachine(follower_store)
+    create = [pb.Command(now_ns=T, create_account=pb.CreateAccount(account_id=A))]
+    for machine in (warm, ShardStateMachine(cold_store), follower):
+        machine.apply(create, 1)
+    now, shard_clock = T, T
+    first_seen: dict[bytes, tuple[pb.Result, int]] = {}  # rid -> (stored result, record time)
+    lagging = False
+    for index, (commands, miss, catch_up) in enumerate(entries, start=2):
+        batch = []
+        for rid_number, step, amount in commands:
+            now += step
+            rid = b"" if rid_number is None else b"rid-%d" % rid_number
+            body = pb.CreateTransaction(account_id=A, amount=amount, settled=True)
+            batch.append(pb.Command(request_id=rid, now_ns=now, create_transaction=body))
+        clock_before_entry = shard_clock
+        results = warm.apply(batch, index)
+        assert results is not None
+        assert ShardStateMachine(cold_store).apply(batch, index) == results
+        assert list(cold_store.items()) == list(warm_store.items())
+        if miss:
+            lagging = True
+        else:
+            follower_results = follower.apply(batch, index) if not lagging else None
+            if lagging and catch_up:  # a snapshot from the leader, then back in step
+                snapshot = [(k, v) for k, v in warm_store.items() if k != APPLIED_KEY]
+                follower.restore(snapshot, index)
+                lagging = False
+            elif follower_results is not None:
+                assert follower_results == results
+            if not lagging:
+                assert list(follower_store.items()) == list(warm_store.items())
+        for command, result in zip(batch, results):
+            shard_clock = max(shard_clock, command.now_ns)
+            rid = command.request_id
+            if not rid:
+                continue
+            if rid in first_seen and clock_before_entry - first_seen[rid][1] <= RETENTION:
+                assert result == first_seen[rid][0]  # within the retention: never applied twice
+                event("retry deduplicated")
+            elif rid not in first_seen or result != first_seen[rid][0]:
+                first_seen[rid] = (result, shard_clock)
+                event("request applied")
 
 
 def test_model_reproduces_the_reference_scenario() -> None:

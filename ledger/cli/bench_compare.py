@@ -1,0 +1,102 @@
+"""``ledger-dev bench-compare``: the same bench against standalone and cluster, side by side.
+
+Starts ``ledger-standalone`` and then a 3-node cluster with its gateway (each on free ports in
+a temporary directory, stopped afterwards), runs ``ledger-dev bench`` as a separate process
+against each with identical options, and prints both figures and the cluster/standalone ratio.
+Both runs share this machine with the bench client, as the README's results table says.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+import click
+
+from ledger.tools.processes import ClusterService, StandaloneService, wait_until
+
+__all__ = ["bench_compare_command"]
+
+bench_timeout_margin_s = 120.0
+leaders_balanced_timeout_s = 30.0
+
+
+def _run_bench(address: str, options: list[str], duration_s: float) -> dict[str, Any]:
+    command = [sys.executable, "-m", "ledger.cli.dev", "bench", "--gateway", address, "--json",
+               *options]
+    completed = subprocess.run(command, capture_output=True, text=True,
+                               timeout=duration_s + bench_timeout_margin_s, check=False)
+    if completed.returncode != 0:
+        raise click.ClickException(f"bench failed: {completed.stderr.strip().splitlines()[-1:]}")
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
+
+
+def _wait_balanced(cluster: ClusterService) -> None:
+    """Leaders on their preferred nodes (5/5/6), as in a long-running cluster."""
+    preferred = {
+        shard.index: [node.node_id for node in cluster.config.nodes].index(shard.preferred_leader)
+        for shard in cluster.config.shards
+    }
+    try:
+        wait_until(lambda: cluster.leaders() == preferred, leaders_balanced_timeout_s,
+                   interval_s=0.5, what="balanced leaders")
+    except TimeoutError:
+        click.echo("warning: leaders are not balanced; measuring anyway", err=True)
+
+
+def _summary(result: dict[str, Any]) -> dict[str, float]:
+    total = result["total"]
+    return {
+        "ops_per_s": total["ops_per_s"],
+        "items_per_s": total.get("items_per_s", total["ops_per_s"]),
+        "p50_ms": total["p50_ms"],
+        "p99_ms": total["p99_ms"],
+        "errors": sum(result.get("errors", {}).values()),
+    }
+
+
+@click.command("bench-compare")
+@click.option("--concurrency", type=click.IntRange(1, 10_000), default=64, show_default=True)
+@click.option("--duration", type=click.FloatRange(1, 3600), default=10.0, show_default=True)
+@click.option("--warmup", type=click.FloatRange(0, 600), default=2.0, show_default=True)
+@click.option("--accounts", type=click.IntRange(1, 1_000_000), default=64, show_default=True)
+@click.option("--mix", default="create_settled=100", show_default=True)
+@click.option("--batch", type=click.IntRange(0, 1000), default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_compare_command(concurrency: int, duration: float, warmup: float, accounts: int,
+                          mix: str, batch: int, as_json: bool) -> None:
+    """Run the same bench against standalone and cluster; print both and the ratio."""
+    options = ["--concurrency", str(concurrency), "--duration", str(duration),
+               "--warmup", str(warmup), "--accounts", str(accounts), "--mix", mix,
+               "--batch", str(batch)]
+    figures: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as root:
+        for kind in ("standalone", "cluster"):
+            directory = pathlib.Path(root) / kind
+            directory.mkdir()
+            service = StandaloneService(directory) if kind == "standalone" else ClusterService(directory)
+            click.echo(f"starting {kind} ...", err=True)
+            try:
+                service.start()
+                if isinstance(service, ClusterService):
+                    _wait_balanced(service)
+                click.echo(f"benching {kind} ...", err=True)
+                figures[kind] = _summary(_run_bench(service.address, options, duration + warmup))
+            finally:
+                service.stop()
+    key = "items_per_s" if batch else "ops_per_s"
+    ratio = figures["cluster"][key] / figures["standalone"][key]
+    if as_json:
+        click.echo(json.dumps({"options": options, **figures, "ratio": ratio}))
+        return
+    click.echo(f"options: {' '.join(options)}")
+    click.echo(f"{'':12} {key:>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for kind, figure in figures.items():
+        click.echo(f"{kind:12} {figure[key]:12.0f} {figure['p50_ms']:8.1f} "
+                   f"{figure['p99_ms']:8.1f} {figure['errors']:7.0f}")
+    click.echo(f"cluster / standalone = {ratio:.2f}")
