@@ -8,7 +8,8 @@ Settings follow notes/pysyncobj.md §6 and are spelled out in ``raft_settings``:
 * ``commandsWaitLeader=False``: without a leader a submit fails at once (the gateway retries).
 * journal + full dump with our LevelDB snapshot hooks, compaction every ``log_compaction_entries``
   entries so the in-RAM log and the journal stay bounded.
-* ``password``: Raft messages are pickles; the cluster secret encrypts and authenticates them.
+* ``password``: Raft messages are pickles; the cluster secret encrypts and authenticates them
+  (with AES-GCM-SIV, see ``raft_cipher``).
 
 Apply never raises into PySyncObj (an exception would make it retry the entry forever and wedge
 the group): domain failures are values, and a failed assertion is logged and stops the process.
@@ -25,6 +26,7 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj import FAIL_REASON
 
+from ledger.replication import raft_cipher
 from ledger.replication.fatal import halt_on_apply_failure
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import ShardStateMachine
@@ -86,6 +88,7 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         self.machine = machine
         self._transfer_target: str | None = None
         self._transfer_lock = threading.Lock()
+        raft_cipher.install()  # before SyncObj.__init__, which creates the encryptor
         super().__init__(self_address, partner_addresses, settings)
         self.addOnTickCallback(self._on_tick)
 
