@@ -48,7 +48,7 @@ assert 0 < batch_commands_max
 
 # --- Gateway -> node routing (cluster).
 submit_queue_depth_max = 10_000     # queued calls per shard; when full, refuse at once
-shard_batches_in_flight_max = 2     # batches per shard on the wire at once (pipelining)
+shard_batches_in_flight_max = 1     # batches per shard on the wire at once (pipelining)
 leader_backoff_ms_min = 20          # first pause after a refusal; doubles per retry
 leader_backoff_ms_max = 200         # retries continue until the call's deadline, never past it
 node_attempt_timeout_s = 1.5        # one attempt on one node; a paused node costs no more
