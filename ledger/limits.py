@@ -34,6 +34,7 @@ request_prune_per_entry_max = 64    # expired request records deleted per applie
 
 # --- Batching.
 batch_commands_max = 256            # commands per applied batch (one Raft entry); tuned
+entry_commands_max = 1024           # hard bound per entry: one batch rpc may exceed the above
 
 # --- Standalone.
 shutdown_grace_s = 5.0              # in-flight calls get this long on SIGTERM
@@ -44,7 +45,8 @@ assert 0 < description_bytes_max and 0 < idempotency_key_bytes_max <= 1024
 assert 0 < deadline_ms_default <= deadline_ms_max
 assert request_retention_ns > deadline_ms_max * 1_000_000 * 2
 assert 0 < request_prune_per_entry_max
-assert 0 < batch_commands_max
+assert 0 < batch_commands_max <= entry_commands_max
+assert batch_items_max <= entry_commands_max  # one batch call for one shard fits one entry
 
 # --- Gateway -> node routing (cluster).
 submit_queue_depth_max = 10_000     # queued calls per shard; when full, refuse at once

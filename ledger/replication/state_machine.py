@@ -64,7 +64,10 @@ class ShardStateMachine:
         """Apply one log entry; None when ``index`` was already applied (a replay)."""
         if index <= self.store.applied_index:
             return None
-        assert len(commands) <= limits.batch_commands_max * 4, "entry larger than any gateway sends"
+        if len(commands) > limits.entry_commands_max:  # never from a gateway; refuse, not crash
+            refusal = result_to_pb(Failure.of(Reason.INVALID_COMMAND, "entry has too many commands"))
+            self.store.commit([], index)
+            return [refusal] * len(commands)
         overlay = Overlay(self.store)
         core = AccountsCore(overlay)
         clock_before = self._clock(overlay)

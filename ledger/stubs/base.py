@@ -19,6 +19,12 @@ class LedgerCore(Protocol):
         """Apply ``command`` on ``shard`` exactly once (retries reuse its request_id)."""
         ...
 
+    async def submit_many(
+        self, shard: int, commands: list[pb.Command], timeout_s: float
+    ) -> list[pb.Result]:
+        """``submit`` for several commands of one shard at once; results in order."""
+        ...
+
     async def read(self, shard: int, query: pb.Query, timeout_s: float) -> pb.Result:
         """Answer ``query`` from a state that includes every write acknowledged before."""
         ...

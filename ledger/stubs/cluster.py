@@ -43,7 +43,7 @@ _UNKNOWN_OUTCOME = {node_pb.REFUSAL_APPLIED_UNKNOWN}
 
 @dataclass
 class _Call:
-    payload: Any
+    payloads: list[Any]  # commands or queries of one caller, answered together
     deadline_s: float  # time.monotonic()
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -109,10 +109,12 @@ class _ShardQueue:
         self._queue: deque[_Call] = deque()
         self._senders: set[asyncio.Task[None]] = set()  # referenced: the loop keeps weak refs
 
-    async def call(self, payload: Any, timeout_s: float) -> Any:
+    async def call(self, payloads: list[Any], timeout_s: float) -> list[Any]:
+        """Results for ``payloads``, in order; they travel in one entry with other callers'."""
+        assert 0 < len(payloads) <= limits.entry_commands_max
         if len(self._queue) >= limits.submit_queue_depth_max:
             raise Overloaded(f"shard {self._shard} queue is full")
-        call = _Call(payload, time.monotonic() + timeout_s)
+        call = _Call(payloads, time.monotonic() + timeout_s)
         self._queue.append(call)
         if len(self._senders) < limits.shard_batches_in_flight_max:
             task = asyncio.get_running_loop().create_task(self._send_until_empty())
@@ -122,8 +124,11 @@ class _ShardQueue:
 
     async def _send_until_empty(self) -> None:
         while self._queue:
-            batch = [self._queue.popleft()
-                     for _ in range(min(len(self._queue), limits.batch_commands_max))]
+            batch = [self._queue.popleft()]
+            size = len(batch[0].payloads)
+            while self._queue and size + len(self._queue[0].payloads) <= limits.batch_commands_max:
+                size += len(self._queue[0].payloads)
+                batch.append(self._queue.popleft())
             await self._send(batch)
 
     async def _send(self, batch: list[_Call]) -> None:
@@ -132,7 +137,7 @@ class _ShardQueue:
         # Time ran out before any attempt: nothing was sent, but the answer is the deadline.
         failure = _AttemptFailed("deadline passed before the call was sent", outcome_unknown=True)
         # Encoded once: every retry resends the same bytes, so request ids never change.
-        prepared = self._encode([call.payload for call in batch])
+        prepared = self._encode([payload for call in batch for payload in call.payloads])
         while True:
             remaining_s = deadline_s - time.monotonic()
             if remaining_s <= 0:
@@ -144,11 +149,14 @@ class _ShardQueue:
                 failure = error
                 self._leaders.follow(self._shard, address, error.hint)
             else:
-                if len(results) != len(batch):
+                if len(results) != sum(len(call.payloads) for call in batch):
                     raise AssertionError(f"{len(results)} results for {len(batch)} calls")
-                for call, result in zip(batch, results, strict=True):
+                start = 0
+                for call in batch:
+                    end = start + len(call.payloads)
                     if not call.future.done():
-                        call.future.set_result(result)
+                        call.future.set_result(results[start:end])
+                    start = end
                 return
             if deadline_s - time.monotonic() < backoff_s:
                 break
@@ -187,12 +195,17 @@ class ClusterStub:
         }
 
     async def submit(self, shard: int, command: pb.Command, timeout_s: float) -> pb.Result:
-        result: pb.Result = await self._submits[shard].call(command, timeout_s)
-        return result
+        results = await self._submits[shard].call([command], timeout_s)
+        return results[0]  # type: ignore[no-any-return]
+
+    async def submit_many(
+        self, shard: int, commands: list[pb.Command], timeout_s: float
+    ) -> list[pb.Result]:
+        return await self._submits[shard].call(commands, timeout_s)
 
     async def read(self, shard: int, query: pb.Query, timeout_s: float) -> pb.Result:
-        result: pb.Result = await self._reads[shard].call(query, timeout_s)
-        return result
+        results = await self._reads[shard].call([query], timeout_s)
+        return results[0]  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         await self._leaders.close()

@@ -20,7 +20,7 @@ from ledger.storage import LevelDBShardStore
 
 __all__ = ["StandaloneStub", "shard_directory"]
 
-_Pending = tuple[pb.Command, "asyncio.Future[pb.Result]"]
+_Pending = tuple[list[pb.Command], "asyncio.Future[list[pb.Result]]"]
 
 
 def shard_directory(data_dir: pathlib.Path, shard: int) -> pathlib.Path:
@@ -37,29 +37,39 @@ class StandaloneStub:
         self._pending: dict[int, list[_Pending]] = {}
 
     async def submit(self, shard: int, command: pb.Command, timeout_s: float) -> pb.Result:
+        return (await self.submit_many(shard, [command], timeout_s))[0]
+
+    async def submit_many(
+        self, shard: int, commands: list[pb.Command], timeout_s: float
+    ) -> list[pb.Result]:
+        assert 0 < len(commands) <= limits.entry_commands_max
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[pb.Result] = loop.create_future()
+        future: asyncio.Future[list[pb.Result]] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._apply_pending)
-        self._pending.setdefault(shard, []).append((command, future))
+        self._pending.setdefault(shard, []).append((commands, future))
         return await future
 
     def _apply_pending(self) -> None:
         pending, self._pending = self._pending, {}
         for shard in sorted(pending):
-            machine = self._machines[shard]
-            items = pending[shard]
-            for start in range(0, len(items), limits.batch_commands_max):
-                chunk = items[start : start + limits.batch_commands_max]
-                try:
-                    results = machine.apply([command for command, _ in chunk],
-                                            machine.applied_index + 1)
-                    assert results is not None and len(results) == len(chunk)
-                except BaseException:  # noqa: BLE001 - a bug: stop, never answer from it
-                    halt_on_apply_failure(shard)
-                for (_, future), result in zip(chunk, results, strict=True):
-                    if not future.done():  # the caller may have been cancelled meanwhile
-                        future.set_result(result)
+            for chunk in _entries(pending[shard]):
+                self._apply_entry(shard, chunk)
+
+    def _apply_entry(self, shard: int, chunk: list[_Pending]) -> None:
+        machine = self._machines[shard]
+        commands = [command for commands, _ in chunk for command in commands]
+        try:
+            results = machine.apply(commands, machine.applied_index + 1)
+            assert results is not None and len(results) == len(commands)
+        except BaseException:  # noqa: BLE001 - a bug: stop, never answer from it
+            halt_on_apply_failure(shard)
+        start = 0
+        for commands_of_call, future in chunk:
+            end = start + len(commands_of_call)
+            if not future.done():  # the caller may have been cancelled meanwhile
+                future.set_result(results[start:end])
+            start = end
 
     async def read(self, shard: int, query: pb.Query, timeout_s: float) -> pb.Result:
         return self._machines[shard].read(query)
@@ -67,3 +77,18 @@ class StandaloneStub:
     async def close(self) -> None:
         for machine in self._machines:
             machine.store.close()
+
+
+def _entries(calls: list[_Pending]) -> list[list[_Pending]]:
+    """Consecutive calls grouped into entries of at most ``batch_commands_max`` commands (a
+    single larger call is one entry of its own)."""
+    entries: list[list[_Pending]] = []
+    size = 0
+    for call in calls:
+        if entries and size + len(call[0]) <= limits.batch_commands_max:
+            entries[-1].append(call)
+            size += len(call[0])
+        else:
+            entries.append([call])
+            size = len(call[0])
+    return entries
