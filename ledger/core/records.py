@@ -84,8 +84,16 @@ class Account:
 
     @classmethod
     def decode(cls, data: bytes) -> Account:
-        fields = _ACCOUNT.unpack_from(data)
-        account = cls(*fields, idempotency_key=bytes(data[_ACCOUNT.size :]))
+        account_id, available, settled, created, updated, count = _ACCOUNT.unpack_from(data)
+        account = cls(
+            account_id=account_id,
+            available_balance=available,
+            settled_balance=settled,
+            created_at_ns=created,
+            updated_at_ns=updated,
+            transaction_count=count,
+            idempotency_key=bytes(data[_ACCOUNT.size :]),
+        )
         account.check()
         return account
 

@@ -16,7 +16,7 @@ from grpc_status import rpc_status
 
 from ledger.core import Reason
 
-__all__ = ["ApiError", "ERROR_DOMAIN", "code_for_reason", "to_grpc_status"]
+__all__ = ["ERROR_DOMAIN", "ApiError", "code_for_reason", "to_grpc_status"]
 
 ERROR_DOMAIN = "ledger.evrblk.com"
 

@@ -31,7 +31,7 @@ from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_internal_pb2 as pb
 from ledger.stubs import DeadlineExceeded, LedgerCore, LedgerError, Overloaded, ShardUnavailable
 
-__all__ = ["LedgerApi", "SERVICE_NAME"]
+__all__ = ["SERVICE_NAME", "LedgerApi"]
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +160,11 @@ class LedgerApi:
             )
             remaining_s = max(deadline_s - time.monotonic(), 0.001)
             result = await self._stub.submit(ids.shard_index(account_id), command, remaining_s)
-            if result.WhichOneof("kind") == "error":
-                if result.error.reason == Reason.ACCOUNT_ALREADY_EXISTS.value:
-                    continue
+            taken = result.WhichOneof("kind") == "error" and (
+                result.error.reason == Reason.ACCOUNT_ALREADY_EXISTS.value
+            )
+            if taken:
+                continue
             return account_to_api(_unwrap(result, "account"))
         raise ApiError(
             grpc.StatusCode.UNAVAILABLE, "could not find a free account id", "ACCOUNT_ID_EXHAUSTED"

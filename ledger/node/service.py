@@ -33,7 +33,7 @@ timeout_ms_max = 60_000
 _ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 
 # PySyncObj failure -> what the gateway may assume about the batch.
-_REFUSALS = {
+_REFUSALS: dict[int, node_pb.Refusal] = {
     FAIL_REASON.QUEUE_FULL: node_pb.REFUSAL_OVERLOADED,
     FAIL_REASON.MISSING_LEADER: node_pb.REFUSAL_NOT_LEADER,
     FAIL_REASON.NOT_LEADER: node_pb.REFUSAL_NOT_LEADER,
@@ -67,7 +67,7 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
         node = self._config.node_by_raft_address(shard, raft_address)
         return "" if node is None else node.address
 
-    def _refuse(self, shard: int, refusal: int, message: str) -> node_pb.ShardOutcome:
+    def _refuse(self, shard: int, refusal: node_pb.Refusal, message: str) -> node_pb.ShardOutcome:
         leader = self.leader_address(shard) if shard in self._replicas else ""
         return node_pb.ShardOutcome(
             shard=shard, refusal=refusal, leader_address=leader, message=message

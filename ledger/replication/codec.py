@@ -22,6 +22,7 @@ from ledger.core import (
     Reason,
     Result,
     SettleTransaction,
+    Status,
     Transaction,
     TransactionPage,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "transaction_to_pb",
 ]
 
+_PB_STATUS = {status: pb.Status.Value("STATUS_" + status.name) for status in Status}
 _INVALID_COMMAND = Failure.of(Reason.INVALID_COMMAND, "malformed command")
 
 
@@ -93,7 +95,7 @@ def transaction_to_pb(transaction: Transaction) -> pb.TransactionRecord:
         transaction_number=transaction.transaction_number,
         amount=transaction.amount,
         description=transaction.description,
-        status=int(transaction.status),
+        status=_PB_STATUS[transaction.status],
         created_at_ns=transaction.created_at_ns,
         updated_at_ns=transaction.updated_at_ns,
     )

@@ -23,8 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pysyncobj import SyncObj, SyncObjConf, replicated
-from pysyncobj import FAIL_REASON
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
 from ledger.replication import raft_cipher
 from ledger.replication.fatal import halt_on_apply_failure
@@ -35,8 +34,8 @@ __all__ = ["FAIL_REASON", "ShardReplica", "raft_settings"]
 
 log = logging.getLogger(__name__)
 
-log_compaction_entries = 2_000        # the log is also held in RAM: keep it short
-log_compaction_interval_s = 300
+log_compaction_entries = 1_000        # the log is also held in RAM: keep it short
+log_compaction_interval_s = 120
 commands_queue_size = 10_000          # PySyncObj's own queue; the node bounds in-flight before it
 
 

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 from ledger.replication.state_machine import ShardStateMachine
 from ledger.storage.base import APPLIED_KEY
 
-__all__ = ["SnapshotError", "ShardSnapshots"]
+__all__ = ["ShardSnapshots", "SnapshotError"]
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,13 @@
 """Stubs route commands and queries to shard cores: in-process (standalone) or over gRPC."""
 
 from ledger.stubs.base import LedgerCore
-from ledger.stubs.errors import DeadlineExceeded, LedgerError, NotLeader, Overloaded, ShardUnavailable
+from ledger.stubs.errors import (
+    DeadlineExceeded,
+    LedgerError,
+    NotLeader,
+    Overloaded,
+    ShardUnavailable,
+)
 
 __all__ = [
     "DeadlineExceeded",

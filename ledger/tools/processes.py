@@ -276,8 +276,11 @@ class ClusterService:
         return found
 
     def wait_all_shards_led(self, timeout_s: float = 60.0) -> dict[int, int]:
-        return wait_until(lambda: (lambda l: l if len(l) == 16 else None)(self.leaders()),
-                          timeout_s, interval_s=0.2, what="a leader for every shard")
+        def all_led() -> dict[int, int] | None:
+            leaders = self.leaders()
+            return leaders if len(leaders) == len(self.config.shards) else None
+
+        return wait_until(all_led, timeout_s, interval_s=0.2, what="a leader for every shard")
 
     def digests(self, position: int) -> dict[int, tuple[int, str]]:
         response = self.status(position, include_digest=True, timeout_s=30.0)

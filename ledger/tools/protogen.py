@@ -9,7 +9,6 @@ when the committed stubs are stale.
 from __future__ import annotations
 
 import pathlib
-import sys
 
 import grpc_tools
 from grpc_tools import protoc
@@ -51,4 +50,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
