@@ -14,6 +14,7 @@ terminated.
 
 from __future__ import annotations
 
+import collections
 import json
 import pathlib
 import re
@@ -26,7 +27,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger.cli.bench import LatencyStats, parse_mix
+from ledger.cli.bench import (
+    OP_KINDS,
+    BenchConfig,
+    BenchResult,
+    LatencyStats,
+    item_code_name,
+    parse_mix,
+)
 
 start_timeout_s = 60.0     # the standalone server opens 16 LevelDBs before it listens
 stop_timeout_s = 15.0
@@ -131,11 +139,63 @@ def test_bench_unreachable_gateway_fails_in_one_line() -> None:
     assert "not reachable" in result.stderr
 
 
-def test_bench_batch_flag_explains_missing_rpc() -> None:
-    result = _bench("--batch", "10", "--gateway", f"127.0.0.1:{_dead_port()}")
-    assert result.returncode != 0
+def test_bench_batch_reports_items(standalone_port: int) -> None:
+    result = _bench(
+        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "1", "--warmup", "0.2",
+        "--concurrency", "4", "--accounts", "1200", "--batch", "50", "--mix",
+        "create_settled=60,create_pending=20,settle=10,get=10", "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["params"]["batch"] == 50
+    assert document["latency_per"] == "call"
+    assert document["errors"] == {} and document["item_errors"] == {}
+    total = document["total"]
+    assert total["items_per_s"] > 0 and total["ops_per_s"] > 0
+    assert total["items"] == sum(op["items"] for op in document["by_op"].values())
+    for name in ("create_settled", "create_pending"):
+        op = document["by_op"][name]
+        assert op["items"] == 50 * op["ops"], name  # every item of every OK call succeeded
+        assert op["items_per_s"] == pytest.approx(50 * op["ops_per_s"]), name
+    for name in ("settle", "get"):
+        if name in document["by_op"]:
+            assert document["by_op"][name]["items"] == document["by_op"][name]["ops"], name
+
+
+def test_bench_batch_table(standalone_port: int) -> None:
+    result = _bench(
+        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "0.5", "--warmup", "0",
+        "--concurrency", "2", "--accounts", "2", "--batch", "10",
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^op\s+calls\s+calls/s\s+items\s+items/s", result.stdout, re.MULTILINE)
+    assert "errors: none" in result.stdout and "item errors: none" in result.stdout
+
+
+@pytest.mark.parametrize("batch", ["-1", "1001"])
+def test_bench_batch_out_of_range_is_a_usage_error(batch: str) -> None:
+    result = _bench("--batch", batch, "--gateway", f"127.0.0.1:{_dead_port()}")
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "CreateTransactions" in result.stderr
+    assert "--batch" in result.stderr
+
+
+def test_item_errors_are_counted_apart_from_call_errors() -> None:
+    config = BenchConfig(batch=10)
+    latencies = {kind: LatencyStats() for kind in OP_KINDS}
+    latencies["create_settled"] = LatencyStats([0.010, 0.020])
+    errors = {kind: collections.Counter() for kind in OP_KINDS}
+    errors["create_settled"]["DEADLINE_EXCEEDED"] = 1
+    item_errors = {kind: collections.Counter() for kind in OP_KINDS}
+    item_errors["create_settled"].update([item_code_name(5), item_code_name(5), item_code_name(6)])
+    items = {kind: 0 for kind in OP_KINDS} | {"create_settled": 17}
+    document = BenchResult(config, 2.0, latencies, errors, 0.1, items, item_errors).as_json()
+    assert document["errors"] == {"DEADLINE_EXCEEDED": 1}
+    assert document["item_errors"] == {"ALREADY_EXISTS": 1, "NOT_FOUND": 2}
+    assert document["total"]["ops"] == 2 and document["total"]["items"] == 17
+    assert document["total"]["items_per_s"] == pytest.approx(8.5)
+    assert document["by_op"]["create_settled"]["item_errors"] == {"ALREADY_EXISTS": 1, "NOT_FOUND": 2}
+    assert item_code_name(0) == "OK" and item_code_name(99) == "CODE_99"
 
 
 def test_bench_rejects_unknown_op_in_mix() -> None:

@@ -71,11 +71,12 @@ from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 
 __all__ = [
+    "OP_KINDS",
     "BenchConfig",
     "BenchResult",
     "LatencyStats",
-    "OP_KINDS",
     "bench_command",
+    "item_code_name",
     "parse_mix",
     "run_bench",
 ]
@@ -610,7 +611,7 @@ def format_table(document: dict[str, Any]) -> str:
     ]
     header = ("op", "calls", "calls/s", "items", "items/s", "p50 ms", "p95 ms", "p99 ms",
               "max ms", "errors", "item errors")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
 
     def row(name: str, stats: dict[str, Any], errors: dict[str, int],
             item_errors: dict[str, int]) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ service started for this module, and cross-check what it printed through the pub
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import re
 import subprocess
@@ -154,3 +155,169 @@ def test_gateway_down() -> None:
         line = assert_clean_failure(result)
         assert address in line
         assert "created account" not in result.stdout
+
+
+def test_seed_accounts_quiet_many(
+    standalone: StandaloneService, stub: ledger_api_pb2_grpc.LedgerServiceApiStub
+) -> None:
+    # 2500 = two full CreateAccounts chunks of 1000 and a partial one.
+    result = ledger_dev("seed-accounts", "--count", "2500", "--quiet", "--gateway",
+                        standalone.address)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "created 2500 accounts\n"
+    assert result.stderr == ""  # no progress bar: stderr is not a terminal
+
+
+def test_seed_accounts_prints_every_account_in_order(
+    standalone: StandaloneService, stub: ledger_api_pb2_grpc.LedgerServiceApiStub
+) -> None:
+    result = ledger_dev("seed-accounts", "--count", "1001", "--gateway", standalone.address)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1001
+    ids = [re.fullmatch(r"created account ([0-9a-f]{16})", line).group(1) for line in lines]  # type: ignore[union-attr]
+    assert len(set(ids)) == 1001
+    for account_id in (ids[0], ids[999], ids[1000]):
+        account = stub.GetAccount(api.GetAccountRequest(account_id=account_id), timeout=T).account
+        assert (account.available_balance, account.settled_balance) == (0, 0)
+
+
+# -- seed-accounts retries, against a fake CreateAccounts (no server: failures on demand) ---------
+
+
+class _FakeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+class _FakeFuture:
+    def __init__(self, outcome: object) -> None:
+        self._outcome = outcome
+
+    def result(self) -> object:
+        if isinstance(self._outcome, Exception):
+            raise self._outcome
+        return self._outcome
+
+    def cancel(self) -> bool:
+        return False
+
+
+class _FakeCreateAccounts:
+    """Keys listed in ``item_failures`` fail that many times (UNAVAILABLE) before succeeding;
+    ``call_failures`` whole calls fail first. A key always maps to the same account id."""
+
+    def __init__(self, item_failures: dict[str, int] | None = None,
+                 call_failures: list[grpc.StatusCode] | None = None) -> None:
+        self.item_failures = dict(item_failures or {})
+        self.call_failures = list(call_failures or [])
+        self.calls: list[list[str]] = []
+        self.ids: dict[str, str] = {}
+
+    def future(self, request: api.CreateAccountsRequest, timeout: float) -> _FakeFuture:
+        assert timeout >= 10
+        keys = [item.idempotency_key for item in request.accounts]
+        assert all(keys) and len(set(keys)) == len(keys) and len(keys) <= 1000
+        self.calls.append(keys)
+        if self.call_failures:
+            return _FakeFuture(_FakeRpcError(self.call_failures.pop(0), "call failed"))
+        results = []
+        for key in keys:
+            if self.item_failures.get(key, 0) > 0:
+                self.item_failures[key] -= 1
+                status = api.ItemStatus(code=grpc.StatusCode.UNAVAILABLE.value[0],
+                                        message="shard has no quorum", reason="SHARD_UNAVAILABLE")
+                results.append(api.CreateAccountResult(status=status))
+            else:
+                account_id = self.ids.setdefault(key, f"{len(self.ids) + 1:016x}")
+                results.append(api.CreateAccountResult(account=api.Account(id=account_id)))
+        return _FakeFuture(api.CreateAccountsResponse(results=results))
+
+
+class _FakeStub:
+    def __init__(self, create_accounts: _FakeCreateAccounts) -> None:
+        self.CreateAccounts = create_accounts
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger.cli import dev
+
+    monkeypatch.setattr(dev, "seed_chunk_size", 10)
+    monkeypatch.setattr(dev, "seed_retry_backoff_s", 0.0)
+
+
+def test_seed_retries_failed_items_with_their_keys(small_chunks: None) -> None:
+    from ledger.cli.dev import seed_accounts_in_chunks
+
+    fake = _FakeCreateAccounts({"p-3": 1, "p-4": 2, "p-17": 2})
+    emitted: list[list[str]] = []
+    outcome = seed_accounts_in_chunks(_FakeStub(fake), 25, emitted.append, key_prefix="p")
+    assert (outcome.created, outcome.failed) == (25, 0)
+    assert [len(chunk) for chunk in emitted] == [10, 10, 5]
+    # In order of the keys, each key's one account, none twice.
+    assert [a for chunk in emitted for a in chunk] == [fake.ids[f"p-{i}"] for i in range(25)]
+    assert fake.calls[3:] == [["p-3", "p-4"], ["p-4"], ["p-17"], ["p-17"]]
+
+
+def test_seed_gives_up_after_bounded_attempts(small_chunks: None) -> None:
+    from ledger.cli import dev
+
+    fake = _FakeCreateAccounts({"p-5": 99})
+    emitted: list[list[str]] = []
+    outcome = dev.seed_accounts_in_chunks(_FakeStub(fake), 100, emitted.append, key_prefix="p")
+    tries = [call for call in fake.calls if "p-5" in call]
+    assert len(tries) == dev.seed_attempts_max
+    # No chunk starts after the failure; the chunks already in flight finish and are reported.
+    started = {key for call in fake.calls for key in call}
+    assert started == {f"p-{i}" for i in range(10 * dev.seed_calls_in_flight)}
+    assert (outcome.created, outcome.failed) == (10 * dev.seed_calls_in_flight - 1, 1)
+    assert "UNAVAILABLE" in outcome.failure
+    assert sum(map(len, emitted)) == outcome.created
+
+
+def test_seed_retries_transient_call_failures_only(small_chunks: None) -> None:
+    from ledger.cli.dev import seed_accounts_in_chunks
+
+    fake = _FakeCreateAccounts(call_failures=[grpc.StatusCode.UNAVAILABLE])
+    outcome = seed_accounts_in_chunks(_FakeStub(fake), 5, lambda _: None, key_prefix="p")
+    assert (outcome.created, outcome.failed) == (5, 0)
+    assert fake.calls == [[f"p-{i}" for i in range(5)]] * 2
+
+    fake = _FakeCreateAccounts(call_failures=[grpc.StatusCode.UNIMPLEMENTED])
+    outcome = seed_accounts_in_chunks(_FakeStub(fake), 5, lambda _: None, key_prefix="p")
+    assert (outcome.created, outcome.failed) == (0, 5)
+    assert len(fake.calls) == 1 and outcome.failure.startswith("UNIMPLEMENTED")
+
+
+def test_seed_accounts_command_fails_in_one_line(
+    small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from ledger.cli import dev
+
+    class FailingTenth(_FakeCreateAccounts):
+        def future(self, request: api.CreateAccountsRequest, timeout: float) -> _FakeFuture:
+            for item in request.accounts:  # the 10th account of the run never succeeds
+                if item.idempotency_key.endswith("-9"):
+                    self.item_failures[item.idempotency_key] = 99
+            return super().future(request, timeout)
+
+    fake = FailingTenth()
+    monkeypatch.setattr(dev, "gateway_stub", lambda _address: contextlib.nullcontext(_FakeStub(fake)))
+    result = CliRunner().invoke(dev.main, ["seed-accounts", "--count", "10", "--quiet"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "1 of 10 accounts not created after 3 attempts (9 created)" in lines[0], lines[0]
+    assert "UNAVAILABLE: shard has no quorum" in lines[0]
