@@ -9,6 +9,7 @@ import sys
 import click
 
 from ledger.cli.logs import configure_logging
+from ledger.cli.options import host_option, log_level_option, port_option
 from ledger.config import ConfigError, load_config
 from ledger.replication.raft_group import log_compaction_entries
 
@@ -17,9 +18,8 @@ __all__ = ["main"]
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--node-id", required=True, help="This node's id in the cluster config.")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="Node API port (default: the port of this node's address in the config).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@port_option(None, "Node API port (default: the port of this node's address in the config).")
+@host_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
               required=True, help="Directory for this node's shard stores and Raft files.")
 @click.option("--cluster-config", type=click.Path(dir_okay=False, path_type=pathlib.Path),
@@ -27,8 +27,7 @@ __all__ = ["main"]
 @click.option("--compaction-entries", type=click.IntRange(10, 10_000_000),
               default=log_compaction_entries, show_default=True,
               help="Raft log entries kept before a snapshot truncates the log.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@log_level_option
 def main(node_id: str, port: int | None, host: str, data_dir: pathlib.Path,
          cluster_config: pathlib.Path, compaction_entries: int, log_level: str) -> None:
     """Serve this node's shard replicas."""

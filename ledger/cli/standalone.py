@@ -7,19 +7,18 @@ import pathlib
 import click
 
 from ledger.cli.logs import configure_logging
+from ledger.cli.options import host_option, log_level_option, port_option
 from ledger.gateway.server import run_server
 
 __all__ = ["main"]
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
-              help="gRPC port; 0 picks a free one (printed on the 'listening on' line).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@port_option(8000, "gRPC port; 0 picks a free one (printed on the 'listening on' line).")
+@host_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
               required=True, help="Directory for the 16 shard LevelDBs (created if missing).")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@log_level_option
 def main(port: int, host: str, data_dir: pathlib.Path, log_level: str) -> None:
     """Serve LedgerServiceApi from one process over LevelDB."""
     from ledger.stubs.standalone import StandaloneStub

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 
 import grpc
@@ -19,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ledger import limits
 from ledger.gateway.servicer import SERVICE_NAME, LedgerApi
+from ledger.serving import bind_insecure_port, wait_for_stop_signal
 from ledger.stubs import LedgerCore
 
 __all__ = ["run_server", "serve"]
@@ -40,22 +40,13 @@ async def serve(stub: LedgerCore, host: str, port: int, name: str) -> None:
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    try:
-        bound_port = server.add_insecure_port(f"{host}:{port}")
-    except RuntimeError:  # grpc reports a taken port this way
-        bound_port = 0
-    if bound_port == 0:
-        raise OSError(f"could not bind {host}:{port} (address in use?)")
+    bound_port = bind_insecure_port(server, host, port)
     await server.start()
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     print(f"{name} listening on {host}:{bound_port}", flush=True)
 
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
+    await wait_for_stop_signal()
     log.info("shutting down")
     await health_servicer.enter_graceful_shutdown()
     await server.stop(limits.shutdown_grace_s)

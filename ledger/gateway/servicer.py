@@ -258,24 +258,27 @@ class LedgerApi:
     async def settle_transaction(
         self, request: api.SettleTransactionRequest, timeout_s: float
     ) -> Message:
-        account_id, number = _parse_transaction_id(request.transaction_id)
-        body = pb.SettleTransaction(account_id=account_id, transaction_number=number)
-        command = self._command(settle_transaction=body)
-        result = await self._stub.submit(ids.shard_index(account_id), command, timeout_s)
-        return api.SettleTransactionResponse(
-            transaction=transaction_to_api(_unwrap(result, "transaction"))
-        )
+        transaction = await self._finish_pending(request.transaction_id, "settle", timeout_s)
+        return api.SettleTransactionResponse(transaction=transaction)
 
     async def cancel_transaction(
         self, request: api.CancelTransactionRequest, timeout_s: float
     ) -> Message:
-        account_id, number = _parse_transaction_id(request.transaction_id)
-        body = pb.CancelTransaction(account_id=account_id, transaction_number=number)
-        command = self._command(cancel_transaction=body)
+        transaction = await self._finish_pending(request.transaction_id, "cancel", timeout_s)
+        return api.CancelTransactionResponse(transaction=transaction)
+
+    async def _finish_pending(
+        self, transaction_id: str, action: str, timeout_s: float
+    ) -> api.Transaction:
+        account_id, number = _parse_transaction_id(transaction_id)
+        body = {"account_id": account_id, "transaction_number": number}
+        if action == "settle":
+            command = self._command(settle_transaction=pb.SettleTransaction(**body))
+        else:
+            assert action == "cancel"
+            command = self._command(cancel_transaction=pb.CancelTransaction(**body))
         result = await self._stub.submit(ids.shard_index(account_id), command, timeout_s)
-        return api.CancelTransactionResponse(
-            transaction=transaction_to_api(_unwrap(result, "transaction"))
-        )
+        return transaction_to_api(_unwrap(result, "transaction"))
 
     # -- grpc plumbing ----------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import pathlib
-import signal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +21,7 @@ from ledger.node.service import NodeService, add_to_server
 from ledger.replication.raft_group import ShardReplica, raft_settings
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import ShardStateMachine
+from ledger.serving import bind_insecure_port, wait_for_stop_signal
 from ledger.storage import LevelDBShardStore
 
 __all__ = ["open_replicas", "run_node"]
@@ -76,22 +76,13 @@ async def run_node(config: ClusterConfig, node_id: str, host: str, port: int,
     add_to_server(NodeService(config, node_id, replicas), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    try:
-        bound_port = server.add_insecure_port(f"{host}:{port}")
-    except RuntimeError:  # grpc reports a taken port this way
-        bound_port = 0
-    if bound_port == 0:
-        raise OSError(f"could not bind {host}:{port} (address in use?)")
+    bound_port = bind_insecure_port(server, host, port)
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     print(f"ledger-node {node_id} listening on {host}:{bound_port}", flush=True)
 
     balancer = asyncio.create_task(_balance_leadership(config, node_id, replicas))
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
+    await wait_for_stop_signal()
     balancer.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(2.0)

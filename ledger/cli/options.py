@@ -1,0 +1,26 @@
+"""Click options shared by the server commands, so their flags read and behave the same."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+__all__ = ["host_option", "log_level_option", "port_option"]
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def port_option(default: int | None, help_text: str) -> Decorator:
+    return click.option("--port", type=click.IntRange(0, 65535), default=default,
+                        show_default=default is not None, help=help_text)
+
+
+host_option: Decorator = click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind."
+)
+log_level_option: Decorator = click.option(
+    "--log-level", default="info", show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
