@@ -3,8 +3,8 @@
 Each Submit costs a fixed amount of CPU on both ends whatever it carries, and each Raft entry
 costs a fixed amount on all three replicas (notes/throughput-prototype.md), so under load the
 link holds at most one Submit in flight per node and lingers ``group_commit_linger_ms`` before
-sending the next: meanwhile more calls join the shard batches. An idle link sends at once, so a
-lone call pays no linger. All batches of one Submit share its fate on a transport error.
+sending the next when the last Submit showed concurrency (several shard batches): meanwhile
+more calls join the batches. An idle link, or a lone caller, sends at once and pays no linger. All batches of one Submit share its fate on a transport error.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class NodeLink:
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._last_send_s = 0.0
+        self._last_send_batches = 0
 
     async def submit(self, shard: int, command_batch: bytes, timeout_s: float
                      ) -> node_pb.ShardOutcome:
@@ -52,11 +53,15 @@ class NodeLink:
         linger_s = limits.group_commit_linger_ms / 1000
         while self._pending:
             since_last_s = time.monotonic() - self._last_send_s
-            if since_last_s < linger_s * 2:  # busy: let the batches grow a little
+            # Busy means concurrent callers: the last Submit carried several shard batches and
+            # left recently. A lone caller (one batch per Submit) never waits.
+            busy = self._last_send_batches > 1 and since_last_s < linger_s * 2
+            if busy:
                 await asyncio.sleep(max(linger_s - since_last_s, 0.0))
             batch = self._pending[: limits.node_submit_batches_max]
             del self._pending[: len(batch)]
             self._last_send_s = time.monotonic()
+            self._last_send_batches = len(batch)
             await self._send(batch)
 
     async def _send(self, batch: list[_Pending]) -> None:
