@@ -38,6 +38,7 @@ import grpc
 from ledger import ids, limits
 from ledger.cli.bench import bench_command, item_code_name
 from ledger.cli.bench_compare import bench_compare_command
+from ledger.cli.check import check_command
 from ledger.cli.client import call_timeout_s, gateway_stub
 from ledger.config import generate_config
 from ledger.pb import ledger_api_pb2 as api
@@ -284,6 +285,7 @@ def gen_config(output: pathlib.Path, procfile: pathlib.Path | None, grpc_port_ba
 
 main.add_command(bench_command)
 main.add_command(bench_compare_command)
+main.add_command(check_command)
 
 
 if __name__ == "__main__":
