@@ -44,7 +44,7 @@ def cluster_problems(
 ) -> list[str]:
     problems = [f"node {node_id} is unreachable" for node_id, s in statuses.items() if s is None]
     for shard in config.shards:
-        replicas = []
+        replicas: list[node_pb.ShardStatus] = []
         for node_id in shard.replica_node_ids:
             status = statuses.get(node_id)
             if status is not None:
