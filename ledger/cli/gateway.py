@@ -7,7 +7,12 @@ import pathlib
 import click
 
 from ledger.cli.logs import configure_logging
-from ledger.cli.options import host_option, log_level_option, port_option
+from ledger.cli.options import (
+    host_option,
+    log_level_option,
+    metrics_port_option,
+    port_option,
+)
 from ledger.config import ConfigError, load_config
 from ledger.gateway.server import run_server
 
@@ -19,8 +24,10 @@ __all__ = ["main"]
 @host_option
 @click.option("--cluster-config", type=click.Path(dir_okay=False, path_type=pathlib.Path),
               default=pathlib.Path("cluster_config.json"), show_default=True)
+@metrics_port_option
 @log_level_option
-def main(port: int, host: str, cluster_config: pathlib.Path, log_level: str) -> None:
+def main(port: int, host: str, cluster_config: pathlib.Path, metrics_port: int,
+         log_level: str) -> None:
     """Route LedgerServiceApi calls to the shard leaders of a cluster."""
     from ledger.stubs.cluster import ClusterStub
 
@@ -29,7 +36,7 @@ def main(port: int, host: str, cluster_config: pathlib.Path, log_level: str) -> 
         config = load_config(cluster_config)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
-    run_server(ClusterStub(config), host, port, "ledger-gateway")
+    run_server(ClusterStub(config), host, port, "ledger-gateway", metrics_port)
 
 
 if __name__ == "__main__":

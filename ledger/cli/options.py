@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-__all__ = ["host_option", "log_level_option", "port_option"]
+__all__ = ["host_option", "log_level_option", "metrics_port_option", "port_option"]
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -19,6 +19,10 @@ def port_option(default: int | None, help_text: str) -> Decorator:
 
 host_option: Decorator = click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to bind."
+)
+metrics_port_option: Decorator = click.option(
+    "--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+    help="Serve Prometheus metrics on this port (0: off).",
 )
 log_level_option: Decorator = click.option(
     "--log-level", default="info", show_default=True,

@@ -7,7 +7,12 @@ import pathlib
 import click
 
 from ledger.cli.logs import configure_logging
-from ledger.cli.options import host_option, log_level_option, port_option
+from ledger.cli.options import (
+    host_option,
+    log_level_option,
+    metrics_port_option,
+    port_option,
+)
 from ledger.gateway.server import run_server
 
 __all__ = ["main"]
@@ -18,8 +23,9 @@ __all__ = ["main"]
 @host_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
               required=True, help="Directory for the 16 shard LevelDBs (created if missing).")
+@metrics_port_option
 @log_level_option
-def main(port: int, host: str, data_dir: pathlib.Path, log_level: str) -> None:
+def main(port: int, host: str, data_dir: pathlib.Path, metrics_port: int, log_level: str) -> None:
     """Serve LedgerServiceApi from one process over LevelDB."""
     from ledger.stubs.standalone import StandaloneStub
 
@@ -28,7 +34,7 @@ def main(port: int, host: str, data_dir: pathlib.Path, log_level: str) -> None:
         stub = StandaloneStub(data_dir)
     except Exception as error:  # noqa: BLE001 - e.g. the DB is locked by another process
         raise click.ClickException(f"cannot open data dir {data_dir}: {error}") from None
-    run_server(stub, host, port, "ledger-standalone")
+    run_server(stub, host, port, "ledger-standalone", metrics_port)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledger import limits
+from ledger.gateway.metrics import start_metrics_server
 from ledger.gateway.servicer import SERVICE_NAME, LedgerApi
 from ledger.serving import bind_insecure_port, wait_for_stop_signal
 from ledger.stubs import LedgerCore
@@ -32,7 +33,9 @@ SERVER_OPTIONS = [
 ]
 
 
-async def serve(stub: LedgerCore, host: str, port: int, name: str) -> None:
+async def serve(stub: LedgerCore, host: str, port: int, name: str, metrics_port: int) -> None:
+    if metrics_port:
+        start_metrics_server(host, metrics_port)
     server = grpc.aio.server(options=SERVER_OPTIONS)
     server.add_generic_rpc_handlers((LedgerApi(stub).handlers(),))
     health_servicer = health.aio.HealthServicer()
@@ -54,10 +57,10 @@ async def serve(stub: LedgerCore, host: str, port: int, name: str) -> None:
     print(f"{name} stopped", flush=True)
 
 
-def run_server(stub: LedgerCore, host: str, port: int, name: str) -> None:
+def run_server(stub: LedgerCore, host: str, port: int, name: str, metrics_port: int = 0) -> None:
     """Run ``serve`` to completion; a bind failure is one line on stderr and exit code 1."""
     try:
-        asyncio.run(serve(stub, host, port, name))
+        asyncio.run(serve(stub, host, port, name, metrics_port))
     except OSError as error:
         print(f"{name}: {error}", file=sys.stderr)
         sys.exit(1)

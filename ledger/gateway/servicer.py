@@ -27,6 +27,7 @@ from ledger import ids, limits
 from ledger.core import Reason
 from ledger.gateway.convert import account_to_api, transaction_to_api
 from ledger.gateway.errors import ApiError, code_for_reason, to_grpc_status
+from ledger.gateway.metrics import observe_call
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_internal_pb2 as pb
 from ledger.stubs import DeadlineExceeded, LedgerCore, LedgerError, Overloaded, ShardUnavailable
@@ -368,6 +369,7 @@ def _boundary(
     """Parse the request and turn every failure into exactly one rich status."""
 
     async def call(request_bytes: bytes, context: grpc.aio.ServicerContext) -> Message:
+        started_s = time.perf_counter()
         try:
             try:
                 request = request_type.FromString(request_bytes)
@@ -376,9 +378,13 @@ def _boundary(
             timeout_s = timeout_s_for(context)
             if timeout_s <= 0:
                 raise DeadlineExceeded("deadline exceeded")
-            return await handler(request, timeout_s)
+            response = await handler(request, timeout_s)
         except Exception as error:  # noqa: BLE001 - the boundary: every failure becomes a status
             failure = as_api_error(error, name)
+        else:
+            observe_call(name, "OK", time.perf_counter() - started_s)
+            return response
+        observe_call(name, failure.code.name, time.perf_counter() - started_s)
         await context.abort_with_status(to_grpc_status(failure))
         raise AssertionError("abort_with_status returned")
 
