@@ -129,7 +129,13 @@ class _ShardQueue:
             while self._queue and size + len(self._queue[0].payloads) <= limits.batch_commands_max:
                 size += len(self._queue[0].payloads)
                 batch.append(self._queue.popleft())
-            await self._send(batch)
+            try:
+                await self._send(batch)
+            except Exception as error:  # a bug below us: fail these calls, keep the queue alive
+                log.exception("shard %d: sending a batch failed", self._shard)
+                for call in batch:
+                    if not call.future.done():
+                        call.future.set_exception(error)
 
     async def _send(self, batch: list[_Call]) -> None:
         backoff_s = limits.leader_backoff_ms_min / 1000

@@ -62,7 +62,12 @@ class NodeLink:
             del self._pending[: len(batch)]
             self._last_send_s = time.monotonic()
             self._last_send_batches = len(batch)
-            await self._send(batch)
+            try:
+                await self._send(batch)
+            except Exception as error:  # a bug: fail these batches rather than leave them waiting
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
 
     async def _send(self, batch: list[_Pending]) -> None:
         timeout_s = max(item.deadline_s for item in batch) - time.monotonic()
