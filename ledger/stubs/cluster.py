@@ -2,9 +2,9 @@
 
 Per shard, calls queue up (at most ``submit_queue_depth_max``; beyond that they are refused at
 once with RESOURCE_EXHAUSTED) and travel to the leader in batches: whatever queued while the
-previous batch was on the wire leaves together as one Submit, one Raft entry, one WriteBatch
-(group commit adapts to load with no fixed wait). Reads batch the same way into one Read,
-answered after one read barrier.
+previous batch was on the wire leaves together as one batch, one Raft entry, one WriteBatch.
+The batches of all shards led by one node share one Submit rpc (``NodeLink``). Reads batch the
+same way into one Read, answered after one read barrier.
 
 Leaders are cached per shard, starting at the config's preferred leader; NOT_LEADER answers
 carry a hint that is followed, an unreachable node moves the guess to the next replica. A batch
