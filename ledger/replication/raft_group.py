@@ -3,6 +3,9 @@
 Settings follow notes/pysyncobj.md §6 and are spelled out in ``raft_settings``:
 
 * ``appendEntriesUseBatch=False``: the default batch mode costs ~100 ms per write.
+* heartbeat every 0.2 s, tick every 0.1 s: 16 groups x 3 nodes idle at ~8 % of a core per node
+  instead of ~14 % at PySyncObj's 0.1/0.05 s; new commands and messages wake the tick thread at
+  once either way, and leader loss is detected by the election timeout, not the heartbeat.
 * election timeouts 1-3 s (16 groups x 3 nodes share 2 cores; 0.4 s caused elections under load),
   ``leaderFallbackTimeout`` 6 s, reconnect every 1 s.
 * ``commandsWaitLeader=False``: without a leader a submit fails at once (the gateway retries).
@@ -53,9 +56,9 @@ def raft_settings(
         serializer=snapshots.write,
         deserializer=snapshots.load,
         appendEntriesUseBatch=False,
-        appendEntriesPeriod=0.1,
+        appendEntriesPeriod=0.2,
         autoTick=True,
-        autoTickPeriod=0.05,
+        autoTickPeriod=0.1,
         raftMinTimeout=1.0,
         raftMaxTimeout=3.0,
         connectionTimeout=5.0,
