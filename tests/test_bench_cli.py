@@ -115,6 +115,19 @@ def test_bench_mixed_load_reports_ordered_percentiles(standalone_port: int) -> N
     assert {"create_settled", "create_pending"} <= set(document["by_op"])
 
 
+def test_bench_open_loop_never_offers_more_than_the_rate(standalone_port: int) -> None:
+    """With --rate the timetable caps the calls: at most rate x measured seconds (+1 slot)."""
+    result = _bench(
+        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "2", "--warmup", "0",
+        "--concurrency", "4", "--accounts", "2", "--rate", "25", "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["params"]["rate"] == 25
+    assert 0 < document["total"]["ops"] <= 25 * 2 + 1
+    assert document["errors"] == {}
+
+
 def test_bench_table_output(standalone_port: int) -> None:
     result = _bench(
         "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "0.5", "--warmup", "0",

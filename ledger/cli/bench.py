@@ -5,9 +5,13 @@ from timed unit tests. This command is that command.
 
 Method (decisions written down here, as SPEC §1 asks):
 
-* **Closed loop.** ``--concurrency`` worker coroutines each keep exactly one call in flight, so
-  the offered load adapts to the server: the figures are throughput at that concurrency and the
-  latency seen by those callers, not an open-loop arrival rate.
+* **Closed loop by default.** ``--concurrency`` worker coroutines each keep exactly one call in
+  flight, so the offered load adapts to the server: the figures are throughput at that
+  concurrency and the latency seen by those callers.
+* **Open loop with ``--rate R``.** Calls are scheduled at R per second (one shared timetable,
+  at most ``--concurrency`` in flight), and latency is measured from each call's *scheduled*
+  start, so a server that falls behind shows its queueing delay instead of hiding it
+  (coordinated omission).
 * **Setup, then warmup, then the measured window.** ``--accounts`` accounts are created through
   ``CreateAccounts`` (chunks of ``batch_items_max``, ``setup_calls_max`` chunks in flight) and each
   gets one settled top-up of ``seed_topup_amount`` through ``CreateTransactions``, so that the
@@ -89,6 +93,7 @@ pending_ids_max = 10_000          # pending transaction ids remembered for settl
 seed_topup_amount = 10**15        # minor units per account: ~10^14 purchases of at most 10
 purchase_amount_min = 1           # minor units; purchases are -min..-max
 purchase_amount_max = 10
+rate_max = 1_000_000.0            # calls/s; far above what one client process can offer
 concurrency_max = 10_000          # in-flight calls; more only measures the client's event loop
 channels_max = 256
 accounts_max = 1_000_000
@@ -168,6 +173,7 @@ class BenchConfig:
     channels: int = 1
     batch: int = 0
     seed: int = 1
+    rate: float = 0.0  # calls/s offered; 0 = closed loop
 
     def as_json(self) -> dict[str, Any]:
         document = dataclasses.asdict(self)
@@ -314,6 +320,7 @@ class _Bench:
             kind: collections.Counter() for kind in OP_KINDS
         }
         self.recording = False
+        self.next_start_s = 0.0  # --rate: the timetable's next slot (perf_counter seconds)
         self.phase_ops = 0       # OK calls in the current phase (progress line only)
         self.phase_items = 0     # OK items in the current phase (progress line only)
         self.phase_errors = 0    # failed calls and failed items in the current phase
@@ -476,9 +483,11 @@ class _Bench:
     async def worker(self, stop_at: float) -> None:
         """Keep one call in flight until ``stop_at`` (perf_counter seconds)."""
         while time.perf_counter() < stop_at:
+            started = await self.wait_for_slot()
+            if started >= stop_at:
+                return
             kind, call = self.prepare(self.choose_kind())
             record = self.recording  # decided at the start: an op belongs to the phase it began in
-            started = time.perf_counter()
             try:
                 items = await call()
             except grpc.aio.AioRpcError as error:
@@ -498,6 +507,17 @@ class _Bench:
                 if items is not None:
                     self.item_errors[kind].update(items.failed)
 
+    async def wait_for_slot(self) -> float:
+        """When this call counts as started: now (closed loop) or its timetable slot (--rate)."""
+        if not self.config.rate:
+            return time.perf_counter()
+        slot = self.next_start_s
+        self.next_start_s = slot + 1.0 / self.config.rate
+        delay_s = slot - time.perf_counter()
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        return slot
+
     # --- the run
 
     async def run(self) -> BenchResult:
@@ -506,6 +526,7 @@ class _Bench:
         run_start = time.perf_counter()
         warmup_end = run_start + self.config.warmup_s
         measure_end = warmup_end + self.config.duration_s
+        self.next_start_s = run_start
         workers = [
             asyncio.ensure_future(self.worker(measure_end)) for _ in range(self.config.concurrency)
         ]
@@ -604,7 +625,7 @@ def format_table(document: dict[str, Any]) -> str:
     lines = [
         "bench: gateway={gateway} concurrency={concurrency} duration={duration_s}s "
         "warmup={warmup_s}s accounts={accounts} channels={channels} batch={batch} "
-        "seed={seed}".format(**params),
+        "seed={seed} rate={rate}".format(**params),
         "mix: " + ",".join(f"{kind}={weight}" for kind, weight in params["mix"].items()),
         f"measured {document['elapsed_s']:.2f}s, client CPU {document['client_cpu_s']:.2f}s",
         "",
@@ -656,13 +677,15 @@ def format_table(document: dict[str, Any]) -> str:
                    "CreateTransaction calls.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the op choice RNG.")
+@click.option("--rate", type=click.FloatRange(0, rate_max), default=0.0, show_default=True,
+              help="Offered calls/s (open loop, latency from the scheduled start); 0 = closed loop.")
 def bench_command(gateway: str, concurrency: int, duration: float, warmup: float, accounts: int,
                   mix: dict[str, int], channels: int, batch: int, as_json: bool,
-                  seed: int) -> None:
+                  seed: int, rate: float) -> None:
     """Load the gateway with a mix of calls and print throughput and latency percentiles."""
     config = BenchConfig(
         gateway=gateway, concurrency=concurrency, duration_s=duration, warmup_s=warmup,
-        accounts=accounts, mix=mix, channels=channels, batch=batch, seed=seed,
+        accounts=accounts, mix=mix, channels=channels, batch=batch, seed=seed, rate=rate,
     )
     result = asyncio.run(run_bench(config))
     document = result.as_json()

@@ -67,13 +67,15 @@ def _summary(result: dict[str, Any]) -> dict[str, float]:
 @click.option("--accounts", type=click.IntRange(1, 1_000_000), default=64, show_default=True)
 @click.option("--mix", default="create_settled=100", show_default=True)
 @click.option("--batch", type=click.IntRange(0, 1000), default=0, show_default=True)
+@click.option("--rate", type=click.FloatRange(0, 1_000_000), default=0.0, show_default=True,
+              help="Offered calls/s (open loop); 0 = closed loop.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_compare_command(concurrency: int, duration: float, warmup: float, accounts: int,
-                          mix: str, batch: int, as_json: bool) -> None:
+                          mix: str, batch: int, rate: float, as_json: bool) -> None:
     """Run the same bench against standalone and cluster; print both and the ratio."""
     options = ["--concurrency", str(concurrency), "--duration", str(duration),
                "--warmup", str(warmup), "--accounts", str(accounts), "--mix", mix,
-               "--batch", str(batch)]
+               "--batch", str(batch), "--rate", str(rate)]
     figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as root:
         for kind in ("standalone", "cluster"):
