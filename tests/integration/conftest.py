@@ -15,8 +15,8 @@ from typing import Any
 
 import grpc
 import pytest
-
 from harness import ClusterService, ServiceProcess, StandaloneService
+
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 

@@ -113,18 +113,33 @@ def _request(item: Issued) -> api.CreateTransactionRequest:
     )
 
 
-def list_all(stub: ledger_api_pb2_grpc.LedgerServiceApiStub, account_id: str) -> list[api.Transaction]:
+def list_all(
+    stub: ledger_api_pb2_grpc.LedgerServiceApiStub, account_id: str, page_size: int = 1000
+) -> list[api.Transaction]:
+    """An account's whole history, page by page, in creation order."""
     transactions: list[api.Transaction] = []
     token = ""
     while True:
         page = stub.ListTransactions(
-            api.ListTransactionsRequest(account_id=account_id, page_size=1000, page_token=token),
+            api.ListTransactionsRequest(
+                account_id=account_id, page_size=page_size, page_token=token
+            ),
             timeout=call_timeout_s,
         )
         transactions.extend(page.transactions)
         token = page.next_page_token
         if not token:
             return transactions
+
+
+def expected_balances(transactions: list[api.Transaction]) -> tuple[int, int]:
+    """(available, settled) per SPEC §3 from a full transaction history."""
+    settled = sum(t.amount for t in transactions if t.status == api.TRANSACTION_STATUS_SETTLED)
+    held = sum(
+        t.amount for t in transactions
+        if t.status == api.TRANSACTION_STATUS_PENDING and t.amount < 0
+    )
+    return settled + held, settled
 
 
 def resolve_and_check(address: str, recorder: LoadRecorder) -> dict[str, tuple[int, int]]:

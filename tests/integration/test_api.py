@@ -26,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
+from integration.load import expected_balances, list_all
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 
@@ -131,24 +132,6 @@ def list_page(
         account_id=account_id, page_size=page_size, page_token=page_token
     )
     return stub.ListTransactions(request, timeout=T)
-
-
-def list_all(stub: Stub, account_id: str, page_size: int = 1000) -> list[api.Transaction]:
-    found: list[api.Transaction] = []
-    token = ""
-    while True:
-        page = list_page(stub, account_id, page_size, token)
-        found.extend(page.transactions)
-        token = page.next_page_token
-        if not token:
-            return found
-
-
-def expected_balances(transactions: list[api.Transaction]) -> tuple[int, int]:
-    """(available, settled) per SPEC §3 from a full transaction history."""
-    settled = sum(t.amount for t in transactions if t.status == SETTLED)
-    held = sum(t.amount for t in transactions if t.status == PENDING and t.amount < 0)
-    return settled + held, settled
 
 
 def fund(stub: Stub, account_id: str, amount: int) -> None:

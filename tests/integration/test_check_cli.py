@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-
 from harness import ClusterService
+
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-
 from harness import StandaloneService, free_port
+
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 

@@ -17,16 +17,14 @@ import time
 
 import grpc
 import pytest
-
 from harness import ClusterService, wait_until
+
 from integration.load import LoadRecorder, resolve_and_check
 from ledger import ids
 from ledger.pb import ledger_api_pb2 as api
-from ledger.pb import ledger_api_pb2_grpc
+from ledger.pb import ledger_api_pb2_grpc, ledger_node_pb2_grpc
 from ledger.pb import ledger_internal_pb2 as pb
 from ledger.pb import ledger_node_pb2 as node_pb
-from ledger.pb import ledger_node_pb2_grpc
-
 
 accounts_per_test = 24
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-
 from harness import ServiceProcess, free_port
+
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
-
 from harness import StandaloneService, wait_until
+
+from integration.load import expected_balances, list_all
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 
@@ -55,24 +56,6 @@ def standalone(tmp_path: pathlib.Path) -> Iterator[StandaloneService]:
 def connect(address: str) -> tuple[grpc.Channel, Stub]:
     channel = grpc.insecure_channel(address)
     return channel, ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
-
-
-def list_all(stub: Stub, account_id: str) -> list[api.Transaction]:
-    found: list[api.Transaction] = []
-    token = ""
-    while True:
-        request = api.ListTransactionsRequest(account_id=account_id, page_size=1000, page_token=token)
-        page = stub.ListTransactions(request, timeout=T)
-        found.extend(page.transactions)
-        token = page.next_page_token
-        if not token:
-            return found
-
-
-def expected_balances(transactions: list[api.Transaction]) -> tuple[int, int]:
-    settled = sum(t.amount for t in transactions if t.status == SETTLED)
-    held = sum(t.amount for t in transactions if t.status == PENDING and t.amount < 0)
-    return settled + held, settled
 
 
 @dataclass
