@@ -131,8 +131,7 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
         except (TimeoutError, BarrierFailed) as error:
             outcome = self._refuse(shard, node_pb.REFUSAL_NOT_LEADER, f"read barrier: {error}")
             return node_pb.ReadResponse(outcome=outcome)
-        machine = self._replicas[shard].machine
-        results = [machine.read(query) for query in request.queries]
+        results = self._replicas[shard].machine.read_many(request.queries)
         return node_pb.ReadResponse(outcome=node_pb.ShardOutcome(shard=shard, results=results))
 
     # -- Status -----------------------------------------------------------------------------

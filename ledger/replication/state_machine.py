@@ -103,12 +103,19 @@ class ShardStateMachine:
         return pb.ResultBatch(results=results).SerializeToString(deterministic=True)
 
     def read(self, query: pb.Query) -> pb.Result:
-        decoded = query_from_pb(query)
-        if isinstance(decoded, Failure):
-            return result_to_pb(decoded)
+        return self.read_many([query])[0]
+
+    def read_many(self, queries: Sequence[pb.Query]) -> list[pb.Result]:
+        """Answer the queries from one point-in-time snapshot (one view, one snapshot)."""
         reader = self.store.snapshot_reader()
         try:
-            return result_to_pb(AccountsCore(reader).query(decoded))
+            core = AccountsCore(reader)
+            results = []
+            for query in queries:
+                decoded = query_from_pb(query)
+                outcome = decoded if isinstance(decoded, Failure) else core.query(decoded)
+                results.append(result_to_pb(outcome))
+            return results
         finally:
             reader.close()
 

@@ -183,9 +183,9 @@ class _Refused(_AttemptFailed):
         )
 
 
-def _timeout_ms(remaining_s: float) -> tuple[float, int]:
-    attempt_s = min(remaining_s, limits.node_attempt_timeout_s)
-    return attempt_s, max(1, int(attempt_s * 1000))
+def _attempt_timeout_s(remaining_s: float) -> float:
+    """One attempt on one node never takes the whole deadline: a paused node costs this much."""
+    return min(remaining_s, limits.node_attempt_timeout_s)
 
 
 class ClusterStub:
@@ -218,10 +218,9 @@ class ClusterStub:
 
     def _submit_attempt(self, shard: int) -> Attempt:
         async def attempt(address: str, command_batch: bytes, remaining_s: float) -> list[Any]:
-            attempt_s, _ = _timeout_ms(remaining_s)
             link = self._leaders.link(address)
-            outcome = await _rpc(link.submit, shard, command_batch, attempt_s,
-                                 outcome_unknown=True)
+            outcome = await _rpc(link.submit, shard, command_batch,
+                                 _attempt_timeout_s(remaining_s), outcome_unknown=True)
             if outcome.refusal != node_pb.REFUSAL_NONE:
                 raise _Refused(outcome)
             return list(pb.ResultBatch.FromString(outcome.result_batch).results)
@@ -230,8 +229,9 @@ class ClusterStub:
 
     def _read_attempt(self, shard: int) -> Attempt:
         async def attempt(address: str, queries: list[pb.Query], remaining_s: float) -> list[Any]:
-            attempt_s, timeout_ms = _timeout_ms(remaining_s)
-            request = node_pb.ReadRequest(shard=shard, queries=queries, timeout_ms=timeout_ms)
+            attempt_s = _attempt_timeout_s(remaining_s)
+            request = node_pb.ReadRequest(shard=shard, queries=queries,
+                                          timeout_ms=max(1, int(attempt_s * 1000)))
             response = await _rpc(self._leaders.stub(address).Read, request,
                                   timeout=attempt_s, outcome_unknown=False)
             if response.outcome.refusal != node_pb.REFUSAL_NONE:
