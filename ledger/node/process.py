@@ -42,18 +42,18 @@ def open_replicas(
         shard_dir.mkdir(parents=True, exist_ok=True)
         machine = ShardStateMachine(LevelDBShardStore(shard_dir / "db"))
         snapshots = ShardSnapshots(shard.index, machine)
+        replica_nodes = config.replicas(shard.index)
         partners = [
-            other.raft_address(shard.index)
-            for other in config.replicas(shard.index)
-            if other.node_id != node_id
+            other.raft_address(shard.index) for other in replica_nodes if other.node_id != node_id
         ]
+        position = [other.node_id for other in replica_nodes].index(node_id)
         replicas[shard.index] = ShardReplica(
             shard.index,
             node.raft_address(shard.index),
             partners,
             machine,
             raft_settings(shard_dir=shard_dir, secret=config.raft_secret, snapshots=snapshots,
-                          compaction_entries=compaction_entries),
+                          compaction_entries=compaction_entries, position=position),
         )
     return replicas
 

@@ -11,14 +11,19 @@ import logging
 import os
 from typing import NoReturn
 
-__all__ = ["apply_failure_exit_code", "halt_on_apply_failure"]
+__all__ = ["apply_failure_exit_code", "halt", "halt_on_apply_failure"]
 
 log = logging.getLogger(__name__)
 apply_failure_exit_code = 70
 
 
-def halt_on_apply_failure(shard: int) -> NoReturn:
-    """Call from an ``except`` block: logs the exception and exits without cleanup."""
-    log.critical("shard %d: apply failed; stopping the process", shard, exc_info=True)
+def halt(message: str) -> NoReturn:
+    """Log ``message`` (with the exception being handled, if any) and exit without cleanup."""
+    log.critical("%s; stopping the process", message, exc_info=True)
     logging.shutdown()
     os._exit(apply_failure_exit_code)
+
+
+def halt_on_apply_failure(shard: int) -> NoReturn:
+    """Call from an ``except`` block: logs the exception and exits without cleanup."""
+    halt(f"shard {shard}: apply failed")

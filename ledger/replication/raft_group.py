@@ -1,6 +1,6 @@
 """One shard replica: a PySyncObj Raft group whose state machine is the shard's LevelDB.
 
-Settings follow notes/pysyncobj.md §6 and are spelled out in ``raft_settings``:
+Settings are spelled out in ``raft_settings``:
 
 * ``appendEntriesUseBatch=False``: the default batch mode costs ~100 ms per write.
 * heartbeat every 0.2 s, tick every 0.1 s: 16 groups x 3 nodes idle at ~8 % of a core per node
@@ -9,8 +9,11 @@ Settings follow notes/pysyncobj.md §6 and are spelled out in ``raft_settings``:
 * election timeouts 1-3 s (16 groups x 3 nodes share 2 cores; 0.4 s caused elections under load),
   ``leaderFallbackTimeout`` 6 s, reconnect every 1 s.
 * ``commandsWaitLeader=False``: without a leader a submit fails at once (the gateway retries).
-* journal + full dump with our LevelDB snapshot hooks, compaction every ``log_compaction_entries``
-  entries so the in-RAM log and the journal stay bounded.
+* journal + our snapshot seam (``pysyncobj_serializer``): compaction is O(1) (a synced LevelDB
+  write and a marker file), a follower that needs a snapshot gets the shard streamed in 256 KiB
+  chunks. Compaction runs every ``log_compaction_entries`` entries or ``log_bytes_max`` bytes,
+  whichever comes first, so the in-RAM log and the journal stay bounded; each shard and replica
+  gets its own offset so that compactions spread in time instead of all landing together.
 * ``password``: Raft messages are pickles; the cluster secret encrypts and authenticates them
   (with AES-GCM-SIV, see ``raft_cipher``).
 
@@ -23,12 +26,13 @@ from __future__ import annotations
 import logging
 import pathlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
-from ledger.replication import raft_cipher
+from ledger.replication import pysyncobj_serializer, raft_cipher
 from ledger.replication.fatal import halt_on_apply_failure
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import ShardStateMachine
@@ -40,6 +44,14 @@ log = logging.getLogger(__name__)
 log_compaction_entries = 1_000        # the log is also held in RAM: keep it short
 log_compaction_interval_s = 120
 commands_queue_size = 10_000          # PySyncObj's own queue; the node bounds in-flight before it
+snapshot_chunk_bytes = 256 * 1024     # one install-snapshot message
+
+
+def compaction_offset(shard: int, position: int, span: int) -> int:
+    """A deterministic offset in ``[0, span)`` that differs for every shard and replica."""
+    assert span > 0 and 0 <= position
+    slots = 16 * 3
+    return ((shard * 3 + position) % slots) * span // slots
 
 
 def raft_settings(
@@ -48,13 +60,17 @@ def raft_settings(
     secret: str,
     snapshots: ShardSnapshots,
     compaction_entries: int = log_compaction_entries,
+    position: int = 0,
 ) -> SyncObjConf:
+    """``position`` is this node's place among the shard's replicas (spreads compactions)."""
     assert compaction_entries > 0
+    shard = snapshots.shard
     return SyncObjConf(
         journalFile=str(shard_dir / "raft.journal"),
         fullDumpFile=str(shard_dir / "raft.dump"),
-        serializer=snapshots.write,
+        serializer=snapshots,  # read by ShardSerializer, see pysyncobj_serializer
         deserializer=snapshots.load,
+        logCompactionBatchSize=snapshot_chunk_bytes,
         appendEntriesUseBatch=False,
         appendEntriesPeriod=0.2,
         autoTick=True,
@@ -66,8 +82,10 @@ def raft_settings(
         leaderFallbackTimeout=6.0,
         commandsWaitLeader=False,
         commandsQueueSize=commands_queue_size,
-        logCompactionMinEntries=compaction_entries,
-        logCompactionMinTime=log_compaction_interval_s,
+        logCompactionMinEntries=compaction_entries
+        + compaction_offset(shard, position, compaction_entries),
+        logCompactionMinTime=log_compaction_interval_s
+        + compaction_offset(shard, position, log_compaction_interval_s),
         logCompactionSplit=False,
         dynamicMembershipChange=False,
         password=secret,
@@ -90,13 +108,53 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         self.machine = machine
         self._transfer_target: str | None = None
         self._transfer_lock = threading.Lock()
+        snapshots = settings.serializer
+        assert isinstance(snapshots, ShardSnapshots)
+        self._snapshots = snapshots
         raft_cipher.install()  # before SyncObj.__init__, which creates the encryptor
+        pysyncobj_serializer.install()  # likewise for the serializer
         super().__init__(self_address, partner_addresses, settings)
+        snapshots.after_restore = self._postpone_election
         self.addOnTickCallback(self._on_tick)
+
+    # -- the narrow seam over PySyncObj 0.3.17 internals ---------------------------------------
+
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
+        """Keep the leader's pipelined ``nextIndex`` when a follower acknowledges an older entry.
+
+        PySyncObj 0.3.17 sets ``nextIndex`` to the acknowledged position on every successful
+        ``next_node_idx``, throwing away the entries it has already sent past it; the next
+        AppendEntries then re-sends them, and the follower truncates its log back to
+        ``prevLogIdx`` before re-adding them: the "truncating already-applied log entries"
+        CRITICAL, a window in which the follower's log is shorter than its commit index, and
+        wasted CPU. A success only ever confirms a prefix, so ``nextIndex`` never needs to move
+        back on one; a refusal (``reset``) still moves it back as before.
+        """
+        keep = None
+        if (isinstance(message, dict) and message.get("type") == "next_node_idx"
+                and message.get("success") and not message.get("reset") and self._isLeader()):
+            keep = self._SyncObj__raftNextIndex.get(node)
+        super()._SyncObj__onMessageReceived(node, message)
+        if keep is not None and self._isLeader():
+            next_index = self._SyncObj__raftNextIndex
+            if next_index.get(node, keep) < keep:
+                next_index[node] = keep
+
+    def _postpone_election(self) -> None:
+        """After a long snapshot restore, count the leader's last message as just received: the
+        tick thread was busy, not the leader silent (PySyncObj checks its election deadline
+        before it reads the messages that queued meanwhile)."""
+        self._SyncObj__raftElectionDeadline = time.monotonic() + self._conf_min_timeout_s()
+
+    def _conf_min_timeout_s(self) -> float:
+        return float(self._SyncObj__conf.raftMinTimeout)
+
+    # -- replicated methods -------------------------------------------------------------------
 
     @replicated  # type: ignore[misc]
     def apply_entry(self, data: bytes) -> bytes | None:
         """A batch of commands (serialized CommandBatch) -> serialized ResultBatch."""
+        self._snapshots.note_entry(len(data))
         try:
             return self.machine.apply_encoded(data, self.raftLastApplied + 1)
         except BaseException:  # noqa: BLE001 - a bug: stop rather than diverge or wedge
@@ -120,6 +178,8 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
             self._transfer_target = raft_address
 
     def _on_tick(self) -> None:
+        if self._snapshots.compaction_due():
+            self.forceLogCompaction()
         with self._transfer_lock:
             target, self._transfer_target = self._transfer_target, None
         if target is not None and self._isLeader():

@@ -43,6 +43,10 @@ class ShardStore(Protocol):
         """Write ``writes`` (None deletes) and ``applied_index`` atomically."""
         ...
 
+    def sync(self) -> None:
+        """Make every committed write durable (survive a power loss) before returning."""
+        ...
+
     def snapshot_reader(self) -> SnapshotReader:
         """A consistent point-in-time reader for queries (close it when done)."""
         ...

@@ -96,6 +96,12 @@ class LevelDBShardStore:
         finally:
             self._commit_lock.release()
 
+    def sync(self) -> None:
+        """One synced write: LevelDB's log is append-only, so syncing it covers every earlier
+        commit (its table files are synced when written)."""
+        with self._commit_lock:
+            self._db.put(APPLIED_KEY, encode_applied(self._applied_index), sync=True)
+
     def snapshot_reader(self) -> _SnapshotReader:
         """A point-in-time reader: a query sees one state even while entries are applied."""
         return _SnapshotReader(self._db.snapshot())

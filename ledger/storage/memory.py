@@ -36,6 +36,9 @@ class MemoryShardStore:
                     bisect.insort(self._keys, key)
                 self._data[key] = value
 
+    def sync(self) -> None:
+        pass  # nothing to make durable
+
     def snapshot_reader(self) -> MemoryShardStore:
         return self  # single-threaded tests: the store itself is a consistent view
 
