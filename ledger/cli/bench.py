@@ -79,6 +79,7 @@ __all__ = [
     "BenchConfig",
     "BenchResult",
     "LatencyStats",
+    "Progress",
     "bench_command",
     "item_code_name",
     "parse_mix",
@@ -270,7 +271,7 @@ def _mix_option(_ctx: click.Context, _param: click.Parameter, value: str) -> dic
         raise click.BadParameter(str(error)) from None
 
 
-class _Progress:
+class Progress:
     """The live progress line on stderr: rewritten in place on a TTY, else one line a second."""
 
     def __init__(self) -> None:
@@ -522,7 +523,7 @@ class _Bench:
 
     async def run(self) -> BenchResult:
         """Warmup, then the measured window with a 1 Hz progress line; returns the result."""
-        progress = _Progress()
+        progress = Progress()
         run_start = time.perf_counter()
         warmup_end = run_start + self.config.warmup_s
         measure_end = warmup_end + self.config.duration_s

@@ -19,13 +19,17 @@ import click
 
 from ledger.tools.processes import ClusterService, StandaloneService, wait_until
 
-__all__ = ["bench_compare_command"]
+__all__ = ["bench_compare_command", "bench_summary", "run_bench_process", "wait_balanced"]
 
 bench_timeout_margin_s = 120.0
 leaders_balanced_timeout_s = 30.0
 
 
-def _run_bench(address: str, options: list[str], duration_s: float) -> dict[str, Any]:
+def run_bench_process(address: str, options: list[str], duration_s: float) -> dict[str, Any]:
+    """``ledger-dev bench --json`` in its own process (its event loop and CPU are not ours).
+
+    ``duration_s`` is warmup + measured time; setup and drain get ``bench_timeout_margin_s``.
+    """
     command = [sys.executable, "-m", "ledger.cli.dev", "bench", "--gateway", address, "--json",
                *options]
     completed = subprocess.run(command, capture_output=True, text=True,
@@ -36,7 +40,7 @@ def _run_bench(address: str, options: list[str], duration_s: float) -> dict[str,
     return result
 
 
-def _wait_balanced(cluster: ClusterService) -> None:
+def wait_balanced(cluster: ClusterService) -> None:
     """Leaders on their preferred nodes (5/5/6), as in a long-running cluster."""
     preferred = {
         shard.index: [node.node_id for node in cluster.config.nodes].index(shard.preferred_leader)
@@ -49,7 +53,8 @@ def _wait_balanced(cluster: ClusterService) -> None:
         click.echo("warning: leaders are not balanced; measuring anyway", err=True)
 
 
-def _summary(result: dict[str, Any]) -> dict[str, float]:
+def bench_summary(result: dict[str, Any]) -> dict[str, float]:
+    """The figures we compare from a bench document: rates, p50/p99 and failed calls/items."""
     total = result["total"]
     return {
         "ops_per_s": total["ops_per_s"],
@@ -57,6 +62,7 @@ def _summary(result: dict[str, Any]) -> dict[str, float]:
         "p50_ms": total["p50_ms"],
         "p99_ms": total["p99_ms"],
         "errors": sum(result.get("errors", {}).values()),
+        "item_errors": sum(result.get("item_errors", {}).values()),
     }
 
 
@@ -86,9 +92,10 @@ def bench_compare_command(concurrency: int, duration: float, warmup: float, acco
             try:
                 service.start()
                 if isinstance(service, ClusterService):
-                    _wait_balanced(service)
+                    wait_balanced(service)
                 click.echo(f"benching {kind} ...", err=True)
-                figures[kind] = _summary(_run_bench(service.address, options, duration + warmup))
+                document = run_bench_process(service.address, options, duration + warmup)
+                figures[kind] = bench_summary(document)
             finally:
                 service.stop()
     key = "items_per_s" if batch else "ops_per_s"

@@ -37,7 +37,9 @@ import grpc
 
 from ledger import ids, limits
 from ledger.cli.bench import bench_command, item_code_name
+from ledger.cli.bench_apply import bench_apply_command
 from ledger.cli.bench_compare import bench_compare_command
+from ledger.cli.bench_scale import bench_scale_command
 from ledger.cli.check import check_command
 from ledger.cli.client import call_timeout_s, gateway_stub
 from ledger.config import generate_config
@@ -284,7 +286,9 @@ def gen_config(output: pathlib.Path, procfile: pathlib.Path | None, grpc_port_ba
 
 
 main.add_command(bench_command)
+main.add_command(bench_apply_command)
 main.add_command(bench_compare_command)
+main.add_command(bench_scale_command)
 main.add_command(check_command)
 
 

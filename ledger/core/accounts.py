@@ -21,8 +21,8 @@ Decisions the spec leaves open:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from ledger import limits
 from ledger.core.commands import (
@@ -72,8 +72,7 @@ Result = Account | Transaction | TransactionPage | Failure
 Write = tuple[bytes, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(NamedTuple):
     """A command's result and the writes that make it durable (none for a failure or replay)."""
 
     result: Account | Transaction | Failure
@@ -278,20 +277,22 @@ class AccountsCore:
         if not (_in_int64(available) and _in_int64(settled)):
             return Applied(_overflow(account))
         transaction = Transaction(
-            account_id=account.account_id,
-            transaction_number=account.transaction_count + 1,
-            amount=command.amount,
-            description=command.description,
-            status=status,
-            created_at_ns=command.now_ns,
-            updated_at_ns=command.now_ns,
+            account.account_id,
+            account.transaction_count + 1,  # transaction_number
+            command.amount,
+            command.description,
+            status,
+            command.now_ns,  # created_at_ns
+            command.now_ns,  # updated_at_ns
         )
-        updated = replace(
-            account,
-            available_balance=available,
-            settled_balance=settled,
-            updated_at_ns=_touch(account, command.now_ns),
-            transaction_count=transaction.transaction_number,
+        updated = Account(
+            account.account_id,
+            available,
+            settled,
+            account.created_at_ns,
+            _touch(account, command.now_ns),
+            transaction.transaction_number,
+            account.idempotency_key,
         )
         writes = [
             (account_key(updated.account_id), updated.encode()),
@@ -360,11 +361,10 @@ class AccountsCore:
             available, settled = _cancelled_balances(account, transaction)
         if not (_in_int64(available) and _in_int64(settled)):
             return Applied(_overflow(account))
-        finished = replace(
-            transaction, status=status, updated_at_ns=max(now_ns, transaction.updated_at_ns)
+        finished = transaction._replace(
+            status=status, updated_at_ns=max(now_ns, transaction.updated_at_ns)
         )
-        updated = replace(
-            account,
+        updated = account._replace(
             available_balance=available,
             settled_balance=settled,
             updated_at_ns=_touch(account, now_ns),

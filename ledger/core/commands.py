@@ -6,7 +6,7 @@ gateway, so that every replica applying it computes the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "CancelTransaction",
@@ -21,15 +21,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class CreateAccount:
+class CreateAccount(NamedTuple):
     account_id: int
     now_ns: int
     idempotency_key: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class CreateTransaction:
+class CreateTransaction(NamedTuple):
     account_id: int
     amount: int
     description: str
@@ -38,33 +36,28 @@ class CreateTransaction:
     idempotency_key: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class SettleTransaction:
+class SettleTransaction(NamedTuple):
     account_id: int
     transaction_number: int
     now_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class CancelTransaction:
+class CancelTransaction(NamedTuple):
     account_id: int
     transaction_number: int
     now_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class GetAccount:
+class GetAccount(NamedTuple):
     account_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class GetTransaction:
+class GetTransaction(NamedTuple):
     account_id: int
     transaction_number: int
 
 
-@dataclass(frozen=True, slots=True)
-class ListTransactions:
+class ListTransactions(NamedTuple):
     account_id: int
     page_size: int = 0
     page_token: str = ""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ledger import limits
 
@@ -41,6 +41,11 @@ _U64 = struct.Struct(">Q")
 _ACCOUNT = struct.Struct(">QqqqqQ")
 _TRANSACTION = struct.Struct(">QQqBqq")
 _IDEMPOTENCY = struct.Struct(">Qq?")
+_UINT64_MAX = limits.uint64_max
+_INT64_MIN = limits.int64_min
+_INT64_MAX = limits.int64_max
+_KEY_BYTES_MAX = limits.idempotency_key_bytes_max
+_DESCRIPTION_BYTES_MAX = limits.description_bytes_max
 
 
 class Status(enum.IntEnum):
@@ -52,8 +57,10 @@ class Status(enum.IntEnum):
     INSUFFICIENT_FUNDS = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+_STATUSES = {int(status): status for status in Status}
+
+
+class Account(NamedTuple):
     account_id: int
     available_balance: int
     settled_balance: int
@@ -63,12 +70,14 @@ class Account:
     idempotency_key: bytes  # the CreateAccount key, b"" if none
 
     def check(self) -> None:
-        assert 0 <= self.account_id <= limits.uint64_max
-        assert 0 <= self.available_balance
-        assert self.available_balance <= self.settled_balance <= limits.int64_max
-        assert self.created_at_ns <= self.updated_at_ns
-        assert 0 <= self.transaction_count <= limits.uint64_max
-        assert len(self.idempotency_key) <= limits.idempotency_key_bytes_max
+        # One assert over all invariants: this runs twice per command on the apply path.
+        assert (
+            0 <= self.account_id <= _UINT64_MAX
+            and 0 <= self.available_balance <= self.settled_balance <= _INT64_MAX
+            and self.created_at_ns <= self.updated_at_ns
+            and 0 <= self.transaction_count <= _UINT64_MAX
+            and len(self.idempotency_key) <= _KEY_BYTES_MAX
+        ), self
 
     def encode(self) -> bytes:
         self.check()
@@ -84,22 +93,12 @@ class Account:
 
     @classmethod
     def decode(cls, data: bytes) -> Account:
-        account_id, available, settled, created, updated, count = _ACCOUNT.unpack_from(data)
-        account = cls(
-            account_id=account_id,
-            available_balance=available,
-            settled_balance=settled,
-            created_at_ns=created,
-            updated_at_ns=updated,
-            transaction_count=count,
-            idempotency_key=bytes(data[_ACCOUNT.size :]),
-        )
+        account = cls(*_ACCOUNT.unpack_from(data), bytes(data[_ACCOUNT.size :]))
         account.check()
         return account
 
 
-@dataclass(frozen=True, slots=True)
-class Transaction:
+class Transaction(NamedTuple):
     account_id: int
     transaction_number: int
     amount: int
@@ -109,18 +108,24 @@ class Transaction:
     updated_at_ns: int
 
     def check(self) -> None:
-        assert 0 <= self.account_id <= limits.uint64_max
-        assert 1 <= self.transaction_number <= limits.uint64_max
-        assert self.amount != 0
-        assert limits.int64_min <= self.amount <= limits.int64_max
-        assert len(self.description.encode("utf-8")) <= limits.description_bytes_max
-        assert self.status in Status
-        assert self.created_at_ns <= self.updated_at_ns
-        if self.status == Status.INSUFFICIENT_FUNDS:
-            assert self.amount < 0
+        self._check_head()
+        assert len(self.description.encode("utf-8")) <= _DESCRIPTION_BYTES_MAX, self
+
+    def _check_head(self) -> None:
+        assert (
+            0 <= self.account_id <= _UINT64_MAX
+            and 1 <= self.transaction_number <= _UINT64_MAX
+            and self.amount != 0
+            and _INT64_MIN <= self.amount <= _INT64_MAX
+            and self.status in _STATUSES
+            and self.created_at_ns <= self.updated_at_ns
+            and (self.status != Status.INSUFFICIENT_FUNDS or self.amount < 0)
+        ), self
 
     def encode(self) -> bytes:
-        self.check()
+        self._check_head()
+        description = self.description.encode("utf-8")
+        assert len(description) <= _DESCRIPTION_BYTES_MAX, self
         head = _TRANSACTION.pack(
             self.account_id,
             self.transaction_number,
@@ -129,26 +134,20 @@ class Transaction:
             self.created_at_ns,
             self.updated_at_ns,
         )
-        return head + self.description.encode("utf-8")
+        return head + description
 
     @classmethod
     def decode(cls, data: bytes) -> Transaction:
         account_id, number, amount, status, created, updated = _TRANSACTION.unpack_from(data)
-        transaction = cls(
-            account_id=account_id,
-            transaction_number=number,
-            amount=amount,
-            description=bytes(data[_TRANSACTION.size :]).decode("utf-8"),
-            status=Status(status),
-            created_at_ns=created,
-            updated_at_ns=updated,
-        )
-        transaction.check()
+        description = bytes(data[_TRANSACTION.size :])
+        assert len(description) <= _DESCRIPTION_BYTES_MAX
+        transaction = cls(account_id, number, amount, description.decode("utf-8"),
+                          _STATUSES[status], created, updated)
+        transaction._check_head()
         return transaction
 
 
-@dataclass(frozen=True, slots=True)
-class IdempotencyEntry:
+class IdempotencyEntry(NamedTuple):
     """What a CreateTransaction idempotency key created, and the payload it was created with."""
 
     transaction_number: int
@@ -157,7 +156,7 @@ class IdempotencyEntry:
     description: str
 
     def encode(self) -> bytes:
-        assert 1 <= self.transaction_number <= limits.uint64_max
+        assert 1 <= self.transaction_number <= _UINT64_MAX
         head = _IDEMPOTENCY.pack(self.transaction_number, self.amount, self.settled)
         return head + self.description.encode("utf-8")
 

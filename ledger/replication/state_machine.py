@@ -21,9 +21,10 @@ import struct
 from collections.abc import Iterable, Sequence
 
 from ledger import limits
-from ledger.core import AccountsCore, Failure, Reason
+from ledger.core import AccountsCore, Failure, Reason, Result
 from ledger.pb import ledger_internal_pb2 as pb
 from ledger.replication.codec import command_from_pb, query_from_pb, result_to_pb
+from ledger.replication.account_cache import AccountCache
 from ledger.storage.base import META_PREFIX, Overlay, ShardStore
 
 __all__ = ["ShardStateMachine", "request_id_bytes_max"]
@@ -38,6 +39,31 @@ _I64 = struct.Struct(">q")
 _U64 = struct.Struct(">Q")
 
 
+def _varint(value: int) -> bytes:
+    assert value >= 0
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_RESULTS_TAG = b"\x0a"  # ResultBatch.results: field 1, length-delimited
+_STORED_AT_TAG = b"\x08"  # RequestRecord.stored_at_ns: field 1, varint
+_RECORD_RESULT_TAG = b"\x12"  # RequestRecord.result: field 2, length-delimited
+
+
+def _serialize(result: Result) -> bytes:
+    return result_to_pb(result).SerializeToString(deterministic=True)
+
+
+def _request_record(stored_at_ns: int, result: bytes) -> bytes:
+    """A serialized RequestRecord, framed from the result's bytes (protobuf's own layout)."""
+    head = b"" if stored_at_ns == 0 else _STORED_AT_TAG + _varint(stored_at_ns % (1 << 64))
+    return head + _RECORD_RESULT_TAG + _varint(len(result)) + result
+
+
 def _time_key(stored_at_ns: int, request_id: bytes) -> bytes:
     # Offset so that negative times still sort before positive ones as unsigned bytes.
     return REQUEST_TIME_PREFIX + _U64.pack(stored_at_ns - limits.int64_min) + request_id
@@ -46,6 +72,8 @@ def _time_key(stored_at_ns: int, request_id: bytes) -> bytes:
 class ShardStateMachine:
     def __init__(self, store: ShardStore) -> None:
         self.store = store
+        # Account records, written through at every commit: most commands read one account.
+        self._cache = AccountCache(store)
         # The oldest stored_at_ns of any request record in the committed store (None: unknown,
         # _NO_REQUESTS: none). Exact, so skipping the prune scan when nothing can have expired
         # changes no decision: replicas with cold and warm caches prune the same records.
@@ -53,6 +81,7 @@ class ShardStateMachine:
 
     def restore(self, items: Iterable[tuple[bytes, bytes]], applied_index: int) -> None:
         """Replace the shard with a snapshot's items (see ledger.replication.snapshot)."""
+        self._cache.clear()
         self.store.replace_all(items, applied_index)
         self._oldest_request_ns = None
 
@@ -62,13 +91,33 @@ class ShardStateMachine:
 
     def apply(self, commands: Sequence[pb.Command], index: int) -> list[pb.Result] | None:
         """Apply one log entry; None when ``index`` was already applied (a replay)."""
+        results = self._apply(commands, index)
+        return None if results is None else [pb.Result.FromString(r) for r in results]
+
+    def apply_encoded(self, data: bytes, index: int) -> bytes | None:
+        """``apply`` on a serialized CommandBatch, returning a serialized ResultBatch."""
+        if index <= self.store.applied_index:
+            return None
+        batch = pb.CommandBatch()
+        try:
+            batch.ParseFromString(data)
+        except Exception:  # noqa: BLE001 - protobuf raises DecodeError or others on junk
+            batch = pb.CommandBatch()  # a junk entry still advances the index, applying nothing
+        results = self._apply(batch.commands, index)
+        assert results is not None
+        # ResultBatch is `repeated Result results = 1`: frame the already serialized results
+        # instead of parsing and serializing them again (the same bytes protobuf would write).
+        return b"".join(_RESULTS_TAG + _varint(len(result)) + result for result in results)
+
+    def _apply(self, commands: Sequence[pb.Command], index: int) -> list[bytes] | None:
+        """Serialized results of one log entry; None when ``index`` was already applied."""
         if index <= self.store.applied_index:
             return None
         if len(commands) > limits.entry_commands_max:  # never from a gateway; refuse, not crash
-            refusal = result_to_pb(Failure.of(Reason.INVALID_COMMAND, "entry has too many commands"))
-            self.store.commit([], index)
+            refusal = _serialize(Failure.of(Reason.INVALID_COMMAND, "entry has too many commands"))
+            self._commit([], index)
             return [refusal] * len(commands)
-        overlay = Overlay(self.store)
+        overlay = Overlay(self._cache)
         core = AccountsCore(overlay)
         clock_before = self._clock(overlay)
         clock = clock_before
@@ -84,23 +133,14 @@ class ShardStateMachine:
         if clock != clock_before:
             overlay.put(CLOCK_KEY, _I64.pack(clock))
         oldest_left_ns = self._prune_requests(overlay, clock)
-        self.store.commit(overlay.writes(), index)
+        self._commit(overlay.writes(), index)
         if oldest_left_ns is not None:
             self._oldest_request_ns = min(oldest_left_ns, added_oldest_ns)
         return results
 
-    def apply_encoded(self, data: bytes, index: int) -> bytes | None:
-        """``apply`` on a serialized CommandBatch, returning a serialized ResultBatch."""
-        if index <= self.store.applied_index:
-            return None
-        batch = pb.CommandBatch()
-        try:
-            batch.ParseFromString(data)
-        except Exception:  # noqa: BLE001 - protobuf raises DecodeError or others on junk
-            batch = pb.CommandBatch()  # a junk entry still advances the index, applying nothing
-        results = self.apply(batch.commands, index)
-        assert results is not None
-        return pb.ResultBatch(results=results).SerializeToString(deterministic=True)
+    def _commit(self, writes: list[tuple[bytes, bytes | None]], index: int) -> None:
+        self.store.commit(writes, index)
+        self._cache.written(writes)
 
     def read(self, query: pb.Query) -> pb.Result:
         return self.read_many([query])[0]
@@ -121,27 +161,26 @@ class ShardStateMachine:
 
     def _apply_one(
         self, core: AccountsCore, overlay: Overlay, message: pb.Command, clock_ns: int
-    ) -> pb.Result:
+    ) -> bytes:
+        """One command's serialized Result, its writes and request record put in ``overlay``."""
         request_id = message.request_id
         if len(request_id) > request_id_bytes_max:
-            return result_to_pb(Failure.of(Reason.INVALID_COMMAND, "request id is too long"))
+            return _serialize(Failure.of(Reason.INVALID_COMMAND, "request id is too long"))
         if request_id:
             stored = overlay.get(REQUEST_PREFIX + request_id)
             if stored is not None:
-                record = pb.RequestRecord()
-                record.ParseFromString(stored)
-                return record.result
+                record = pb.RequestRecord.FromString(stored)
+                return record.result.SerializeToString(deterministic=True)
         command = command_from_pb(message)
         if isinstance(command, Failure):
-            result = result_to_pb(command)
+            result = _serialize(command)
         else:
             applied = core.execute(command)
             for key, value in applied.writes:
                 overlay.put(key, value)
-            result = result_to_pb(applied.result)
+            result = _serialize(applied.result)
         if request_id:
-            record = pb.RequestRecord(stored_at_ns=clock_ns, result=result)
-            overlay.put(REQUEST_PREFIX + request_id, record.SerializeToString(deterministic=True))
+            overlay.put(REQUEST_PREFIX + request_id, _request_record(clock_ns, result))
             overlay.put(_time_key(clock_ns, request_id), b"")
         return result
 

@@ -84,10 +84,14 @@ def digest_items(items: Iterable[tuple[bytes, bytes]]) -> str:
     return digest.hexdigest()
 
 
+class KeyReader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+
 class Overlay:
     """Pending writes of one batch layered over a store, for gets only (apply never scans data)."""
 
-    def __init__(self, base: ShardStore) -> None:
+    def __init__(self, base: KeyReader) -> None:
         self._base = base
         self._writes: dict[bytes, bytes | None] = {}
 

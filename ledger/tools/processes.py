@@ -102,6 +102,11 @@ class ServiceProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while it runs (benchmarks read its /proc entry), else None."""
+        return self.process.pid if self.process is not None and self.alive() else None
+
     def signal(self, signum: int) -> None:
         assert self.process is not None
         self.process.send_signal(signum)
