@@ -1,9 +1,15 @@
 """``ledger-dev bench-apply``: the cost of applying one item on one replica, in-process.
 
-Every command is applied on all three replicas, so the apply path bounds the cluster's item
-rate on a shared machine. This measures exactly that path, nothing else:
-``ShardStateMachine.apply_encoded`` (decode the entry, dedup request ids, run the core, one
-LevelDB WriteBatch) over a fresh LevelDB shard in a temp dir.
+The apply path runs on all three replicas, so it bounds the cluster's item rate on a shared
+machine. This measures exactly that path, nothing else, three ways, each over its own fresh
+LevelDB shard in a temp dir:
+
+* **re-execute**: ``ShardStateMachine.apply_encoded`` (decode the entry, dedup request ids, run
+  the core, one LevelDB WriteBatch), what every replica would do without write sets and what
+  the standalone server does;
+* **leader**: ``LeaderExecutor.prepare`` (the same execution, once) plus applying the
+  resulting write set, what a shard leader does;
+* **follower**: ``apply_write_set``, what the two other replicas do.
 
 Method: ``--accounts`` accounts are created and funded, then optionally ``--preload``
 transactions are applied (the ledger's size must not change the per-item cost). Then, for
@@ -13,8 +19,8 @@ encoded before the clock starts. The figure is CPU time of the applying thread p
 (``time.thread_time``: other processes on a shared 2-core machine do not count, and neither does
 LevelDB's background compaction, which is amortized disk work, not apply), best of
 ``--repeat`` rounds.
-The same entries are applied to a second replica, whose data digest must equal the first's
-(replicas stay byte-identical), and each entry is applied twice there (the replay is a no-op).
+All three shards must end with the same data digest (replicas stay byte-identical whichever
+way they applied), and a replayed write set is checked to be a no-op.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ import pathlib
 import random
 import tempfile
 import time
+from collections.abc import Callable
 
 import click
 
 from ledger import limits
 from ledger.pb import ledger_internal_pb2 as pb
-from ledger.replication.state_machine import ShardStateMachine
+from ledger.replication.leader_executor import LeaderExecutor
+from ledger.replication.state_machine import WRITE_SET_APPLIED, ShardStateMachine
 from ledger.storage.base import digest_items
 from ledger.storage.leveldb import LevelDBShardStore
 
@@ -46,22 +54,47 @@ preload_max = 10_000_000
 
 @dataclasses.dataclass(frozen=True)
 class ApplyFigures:
+    """Microseconds of CPU per item: best and median round, for each way of applying."""
+
     items_per_entry: int
     items: int
-    best_us_per_item: float
-    median_us_per_item: float
+    reexecute_us: tuple[float, float]  # every replica runs the commands (standalone's path)
+    leader_us: tuple[float, float]     # the leader executes once and applies its write set
+    follower_us: tuple[float, float]   # a follower applies the write set
 
 
 class _Shard:
     def __init__(self, path: pathlib.Path) -> None:
         self.store = LevelDBShardStore(path)
         self.machine = ShardStateMachine(self.store)
+        self.executor = LeaderExecutor(self.machine)
         self.index = 0
 
     def apply(self, entry: bytes) -> None:
         self.index += 1
-        result = self.machine.apply_encoded(entry, self.index)
-        assert result is not None
+        assert self.machine.apply_encoded(entry, self.index) is not None
+
+    def lead(self, entry: bytes) -> bytes:
+        """Execute a CommandBatch entry once and apply its write set; returns the write set."""
+        prepared = self.executor.prepare(pb.CommandBatch.FromString(entry).commands)
+        self.apply_write_set(prepared.entry)
+        self.executor.applied(prepared.write_set_id)
+        return prepared.entry
+
+    def apply_write_set(self, entry: bytes) -> None:
+        self.index += 1
+        assert self.machine.apply_write_set(entry, self.index) == WRITE_SET_APPLIED
+
+
+def _timed(work: Callable[[], object]) -> float:
+    started = time.thread_time()
+    work()
+    return time.thread_time() - started
+
+
+def _best_and_median(rounds: list[float]) -> tuple[float, float]:
+    ordered = sorted(rounds)
+    return ordered[0], ordered[len(ordered) // 2]
 
 
 class _Workload:
@@ -110,33 +143,31 @@ class _Workload:
 
 def measure_apply(root: pathlib.Path, *, accounts: int, preload: int, items: int,
                   per_entry_sizes: list[int], repeat: int, seed: int = 1) -> list[ApplyFigures]:
-    """Figures per entry size; raises AssertionError if the two replicas diverge."""
+    """Figures per entry size; raises AssertionError if the replicas diverge."""
     workload = _Workload(accounts, seed)
-    measured, twin = _Shard(root / "a"), _Shard(root / "b")
+    reexecuting, leader, follower = (_Shard(root / name) for name in ("a", "b", "c"))
     try:
         for entry in workload.setup_entries() + workload.purchases(preload, limits.batch_items_max):
-            measured.apply(entry)
-            twin.apply(entry)
+            reexecuting.apply(entry)
+            follower.apply_write_set(leader.lead(entry))
         figures = []
         for per_entry in per_entry_sizes:
-            rounds = []
+            rounds: tuple[list[float], list[float], list[float]] = ([], [], [])
             for _ in range(repeat):
                 entries = workload.purchases(items, per_entry)
-                started = time.thread_time()
-                for entry in entries:
-                    measured.apply(entry)
-                rounds.append((time.thread_time() - started) / items * 1e6)
-                for entry in entries:
-                    twin.apply(entry)
-                    assert twin.machine.apply_encoded(entry, twin.index) is None  # a replay
-            rounds.sort()
-            figures.append(ApplyFigures(per_entry, items, rounds[0], rounds[len(rounds) // 2]))
-        assert digest_items(measured.store.items()) == digest_items(twin.store.items()), \
-            "replicas diverged"
+                write_sets: list[bytes] = []
+                rounds[0].append(_timed(lambda: [reexecuting.apply(e) for e in entries]))
+                rounds[1].append(_timed(lambda: write_sets.extend(leader.lead(e) for e in entries)))
+                rounds[2].append(_timed(lambda: [follower.apply_write_set(w) for w in write_sets]))
+                assert follower.machine.apply_write_set(write_sets[-1], follower.index) is None
+            per_item = [[seconds / items * 1e6 for seconds in kind] for kind in rounds]
+            figures.append(ApplyFigures(per_entry, items, *(_best_and_median(r) for r in per_item)))
+        digests = {digest_items(shard.store.items()) for shard in (reexecuting, leader, follower)}
+        assert len(digests) == 1, "replicas diverged"
         return figures
     finally:
-        measured.store.close()
-        twin.store.close()
+        for shard in (reexecuting, leader, follower):
+            shard.store.close()
 
 
 @click.command("bench-apply")
@@ -167,8 +198,10 @@ def bench_apply_command(accounts: int, preload: int, items: int, per_entry: str,
         click.echo(json.dumps({"accounts": accounts, "preload": preload,
                                "figures": [dataclasses.asdict(f) for f in figures]}))
         return
-    click.echo(f"accounts {accounts}, preloaded transactions {preload}, best of {repeat}")
-    click.echo(f"{'items/entry':>12} {'us/item best':>13} {'us/item median':>15}")
+    click.echo(f"accounts {accounts}, preloaded transactions {preload}; "
+               f"CPU us per item, best / median of {repeat}")
+    click.echo(f"{'items/entry':>12} {'re-execute':>14} {'leader':>14} {'follower':>14}")
     for figure in figures:
-        click.echo(f"{figure.items_per_entry:12d} {figure.best_us_per_item:13.1f} "
-                   f"{figure.median_us_per_item:15.1f}")
+        cells = [f"{best:6.1f} /{median:6.1f}" for best, median in
+                 (figure.reexecute_us, figure.leader_us, figure.follower_us)]
+        click.echo(f"{figure.items_per_entry:12d} " + " ".join(f"{cell:>14}" for cell in cells))

@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
 
 from ledger.config import ClusterConfig
 from ledger.node.read_barrier import BarrierFailed, ReadBarrier
+from ledger.pb import ledger_internal_pb2 as pb
 from ledger.pb import ledger_node_pb2 as node_pb
 from ledger.pb import ledger_node_pb2_grpc
+from ledger.replication.fatal import halt_on_apply_failure
+from ledger.replication.leader_executor import LeaderExecutor
 from ledger.replication.raft_group import FAIL_REASON, ShardReplica
+from ledger.replication.state_machine import WRITE_SET_APPLIED, WRITE_SET_STALE
 from ledger.storage.base import digest_items
 
 __all__ = ["NodeService", "inflight_entries_max"]
@@ -28,6 +34,7 @@ __all__ = ["NodeService", "inflight_entries_max"]
 log = logging.getLogger(__name__)
 
 inflight_entries_max = 64
+write_set_attempts_max = 3  # a stale write set is executed again on the fresh state
 timeout_ms_default = 5_000
 timeout_ms_max = 60_000
 _ROLES = {0: "follower", 1: "candidate", 2: "leader"}
@@ -56,6 +63,9 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
         self._inflight = dict.fromkeys(replicas, 0)
         self._barriers = {
             shard: ReadBarrier(replica.submit_barrier) for shard, replica in replicas.items()
+        }
+        self._executors = {
+            shard: LeaderExecutor(replica.machine) for shard, replica in replicas.items()
         }
 
     # -- routing checks ---------------------------------------------------------------------
@@ -95,9 +105,27 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
     async def _submit_shard(self, shard: int, data: bytes, timeout_s: float) -> node_pb.ShardOutcome:
         refusal = self._check_leader(shard)
         if refusal is not None:
+            self._executors[shard].reset()  # a view from an earlier leadership is not trusted
             return refusal
         if self._inflight[shard] >= inflight_entries_max:
             return self._refuse(shard, node_pb.REFUSAL_OVERLOADED, "too many entries in flight")
+        commands = _parse_commands(data)
+        deadline_s = time.monotonic() + timeout_s
+        for _ in range(write_set_attempts_max):
+            outcome = await self._propose_once(shard, commands, deadline_s)
+            if outcome is not None:
+                return outcome
+        # Every attempt was stale: nothing was applied, the gateway may retry.
+        return self._refuse(shard, node_pb.REFUSAL_OVERLOADED, "write sets kept going stale")
+
+    async def _propose_once(self, shard: int, commands: Sequence[pb.Command],
+                            deadline_s: float) -> node_pb.ShardOutcome | None:
+        """Execute, propose, wait: the outcome, or None when the write set was stale."""
+        executor = self._executors[shard]
+        try:
+            prepared = executor.prepare(commands)
+        except BaseException:  # noqa: BLE001 - a bug in the core: stop rather than diverge
+            halt_on_apply_failure(shard)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Any, int]] = loop.create_future()
 
@@ -106,18 +134,25 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
 
         self._inflight[shard] += 1
         try:
-            self._replicas[shard].submit(data, on_applied)
-            result, reason = await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            self._replicas[shard].submit(prepared.entry, on_applied)
+            remaining_s = max(deadline_s - time.monotonic(), 0.0)
+            result, reason = await asyncio.wait_for(asyncio.shield(future), remaining_s)
         except TimeoutError:
+            executor.reset()
             return self._refuse(shard, node_pb.REFUSAL_APPLIED_UNKNOWN, "no outcome in time")
         finally:
             self._inflight[shard] -= 1
+        if reason == FAIL_REASON.SUCCESS and result == WRITE_SET_APPLIED:
+            executor.applied(prepared.write_set_id)
+            return node_pb.ShardOutcome(shard=shard, result_batch=prepared.result_batch)
+        executor.reset()
+        if reason == FAIL_REASON.SUCCESS and result == WRITE_SET_STALE:
+            return None
         if reason != FAIL_REASON.SUCCESS:
             return self._refuse(shard, _REFUSALS.get(reason, node_pb.REFUSAL_APPLIED_UNKNOWN),
                                 f"raft refused the entry (reason {reason})")
-        if result is None:  # only when the index was applied before: cannot be our entry
-            return self._refuse(shard, node_pb.REFUSAL_APPLIED_UNKNOWN, "entry was a replay")
-        return node_pb.ShardOutcome(shard=shard, result_batch=result)
+        # None: the index was applied before, so it cannot be this entry.
+        return self._refuse(shard, node_pb.REFUSAL_APPLIED_UNKNOWN, "entry was a replay")
 
     # -- Read -------------------------------------------------------------------------------
 
@@ -158,6 +193,16 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
                 )
             )
         return node_pb.StatusResponse(node_id=self._node_id, shards=shards)
+
+
+def _parse_commands(data: bytes) -> Sequence[pb.Command]:
+    """A gateway's CommandBatch; junk executes as no commands (the gateway never sends it)."""
+    batch = pb.CommandBatch()
+    try:
+        batch.ParseFromString(data)
+    except Exception:  # noqa: BLE001 - protobuf raises DecodeError or others on junk
+        return []
+    return batch.commands
 
 
 def _resolve(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:

@@ -200,3 +200,17 @@ class RequestRecord(_message.Message):
     stored_at_ns: int
     result: Result
     def __init__(self, stored_at_ns: _Optional[int] = ..., result: _Optional[_Union[Result, _Mapping]] = ...) -> None: ...
+
+class WriteSet(_message.Message):
+    __slots__ = ("id", "previous_id", "keys", "values", "deleted")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_ID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    id: bytes
+    previous_id: bytes
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    values: _containers.RepeatedScalarFieldContainer[bytes]
+    deleted: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, id: _Optional[bytes] = ..., previous_id: _Optional[bytes] = ..., keys: _Optional[_Iterable[bytes]] = ..., values: _Optional[_Iterable[bytes]] = ..., deleted: _Optional[_Iterable[int]] = ...) -> None: ...

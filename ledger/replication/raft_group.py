@@ -35,7 +35,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from ledger.replication import pysyncobj_serializer, raft_cipher
 from ledger.replication.fatal import halt_on_apply_failure
 from ledger.replication.snapshot import ShardSnapshots
-from ledger.replication.state_machine import ShardStateMachine
+from ledger.replication.state_machine import WRITE_SET_MAGIC, ShardStateMachine
 
 __all__ = ["FAIL_REASON", "ShardReplica", "raft_settings"]
 
@@ -153,10 +153,14 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
 
     @replicated  # type: ignore[misc]
     def apply_entry(self, data: bytes) -> bytes | None:
-        """A batch of commands (serialized CommandBatch) -> serialized ResultBatch."""
+        """A WriteSet (the leader's executed batch) -> applied or stale; a CommandBatch
+        (journals written before write sets) -> serialized ResultBatch, re-executed here."""
         self._snapshots.note_entry(len(data))
+        index = self.raftLastApplied + 1
         try:
-            return self.machine.apply_encoded(data, self.raftLastApplied + 1)
+            if data.startswith(WRITE_SET_MAGIC):
+                return self.machine.apply_write_set(data, index)
+            return self.machine.apply_encoded(data, index)
         except BaseException:  # noqa: BLE001 - a bug: stop rather than diverge or wedge
             halt_on_apply_failure(self.shard)
 

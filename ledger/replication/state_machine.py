@@ -19,15 +19,26 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from ledger import limits
 from ledger.core import AccountsCore, Failure, Reason, Result
 from ledger.pb import ledger_internal_pb2 as pb
-from ledger.replication.codec import command_from_pb, query_from_pb, result_to_pb
 from ledger.replication.account_cache import AccountCache
-from ledger.storage.base import META_PREFIX, Overlay, ShardStore
+from ledger.replication.codec import command_from_pb, query_from_pb, result_to_pb
+from ledger.storage.base import META_PREFIX, KeyReader, Overlay, ShardStore
 
-__all__ = ["ShardStateMachine", "request_id_bytes_max"]
+__all__ = [
+    "WRITE_SET_APPLIED",
+    "WRITE_SET_MAGIC",
+    "WRITE_SET_STALE",
+    "Execution",
+    "PruneHint",
+    "ShardStateMachine",
+    "encode_write_set",
+    "frame_results",
+    "request_id_bytes_max",
+]
 
 REQUEST_PREFIX = b"r"
 REQUEST_TIME_PREFIX = b"q"
@@ -37,6 +48,68 @@ request_id_bytes_max = 32
 _NO_REQUESTS = limits.int64_max + 1  # "no request records": above every real time
 _I64 = struct.Struct(">q")
 _U64 = struct.Struct(">Q")
+
+
+LAST_WRITE_SET_KEY = META_PREFIX + b"writeset"
+WRITE_SET_APPLIED = b"applied"
+WRITE_SET_STALE = b"stale"
+WRITE_SET_MAGIC = b"W"  # never the first byte of a CommandBatch (0x57: field 10, wire type 7)
+_COMMANDS_ID = b"commands@"  # last write set id after re-executed commands: their entry index
+write_set_id_bytes = 16
+
+
+@dataclass
+class PruneHint:
+    """The oldest stored_at_ns of any request record left (None: unknown, _NO_REQUESTS: none).
+
+    Exact or lower, so skipping the prune scan when nothing can have expired changes no
+    decision: replicas with cold and warm hints prune the same records.
+    """
+
+    oldest_ns: int | None = None
+
+
+@dataclass
+class Execution:
+    writes: list[tuple[bytes, bytes | None]]
+    results: list[bytes]  # serialized Result per command
+
+
+def encode_write_set(write_set_id: bytes, previous_id: bytes,
+                     writes: Sequence[tuple[bytes, bytes | None]]) -> bytes:
+    message = pb.WriteSet(id=write_set_id, previous_id=previous_id,
+                          keys=[key for key, _ in writes],
+                          values=[b"" if value is None else value for _, value in writes],
+                          deleted=[n for n, (_, value) in enumerate(writes) if value is None])
+    return WRITE_SET_MAGIC + message.SerializeToString(deterministic=True)
+
+
+def decode_write_set(data: bytes, last_id: bytes) -> list[tuple[bytes, bytes | None]] | None:
+    """The writes of a WriteSet entry that follows ``last_id``; None if stale or malformed."""
+    message = pb.WriteSet()
+    try:
+        message.ParseFromString(data[len(WRITE_SET_MAGIC):])
+    except Exception:  # noqa: BLE001 - protobuf raises DecodeError or others on junk
+        return None
+    keys, values = message.keys, message.values
+    if (message.previous_id != last_id or len(message.id) != write_set_id_bytes
+            or len(keys) != len(values)):
+        return None
+    writes: list[tuple[bytes, bytes | None]] = list(zip(keys, values, strict=True))
+    for position in message.deleted:
+        if position >= len(writes):
+            return None
+        writes[position] = (writes[position][0], None)
+    if any(not key or key.startswith(META_PREFIX) and key != CLOCK_KEY for key, _ in writes):
+        return None  # the leader never writes other meta keys (applied index, last id)
+    writes.append((LAST_WRITE_SET_KEY, message.id))
+    return writes
+
+
+def frame_results(results: Sequence[bytes]) -> bytes:
+    """A serialized ResultBatch (``repeated Result results = 1``) from serialized Results:
+    the same bytes protobuf writes, without parsing and serializing the results again."""
+    return b"".join(_RESULTS_TAG + _varint(len(result)) + result for result in results)
 
 
 def _varint(value: int) -> bytes:
@@ -74,16 +147,17 @@ class ShardStateMachine:
         self.store = store
         # Account records, written through at every commit: most commands read one account.
         self._cache = AccountCache(store)
-        # The oldest stored_at_ns of any request record in the committed store (None: unknown,
-        # _NO_REQUESTS: none). Exact, so skipping the prune scan when nothing can have expired
-        # changes no decision: replicas with cold and warm caches prune the same records.
-        self._oldest_request_ns: int | None = None
+        self._prune_hint = PruneHint()
+        stored_id = store.get(LAST_WRITE_SET_KEY)
+        self.last_write_set_id: bytes = b"" if stored_id is None else stored_id
 
     def restore(self, items: Iterable[tuple[bytes, bytes]], applied_index: int) -> None:
         """Replace the shard with a snapshot's items (see ledger.replication.snapshot)."""
         self._cache.clear()
         self.store.replace_all(items, applied_index)
-        self._oldest_request_ns = None
+        self._prune_hint = PruneHint()
+        stored_id = self.store.get(LAST_WRITE_SET_KEY)
+        self.last_write_set_id = b"" if stored_id is None else stored_id
 
     @property
     def applied_index(self) -> int:
@@ -105,19 +179,30 @@ class ShardStateMachine:
             batch = pb.CommandBatch()  # a junk entry still advances the index, applying nothing
         results = self._apply(batch.commands, index)
         assert results is not None
-        # ResultBatch is `repeated Result results = 1`: frame the already serialized results
-        # instead of parsing and serializing them again (the same bytes protobuf would write).
-        return b"".join(_RESULTS_TAG + _varint(len(result)) + result for result in results)
+        return frame_results(results)
 
     def _apply(self, commands: Sequence[pb.Command], index: int) -> list[bytes] | None:
         """Serialized results of one log entry; None when ``index`` was already applied."""
         if index <= self.store.applied_index:
             return None
+        execution = self.execute(commands, self._cache, self._prune_hint)
+        # Re-executed commands move the state without a write set: a write set computed
+        # before this entry must not apply after it.
+        writes = [*execution.writes, (LAST_WRITE_SET_KEY, _COMMANDS_ID + _U64.pack(index))]
+        self._commit(writes, index)
+        return execution.results
+
+    def execute(self, commands: Sequence[pb.Command], view: KeyReader,
+                prune_hint: PruneHint) -> Execution:
+        """Run one entry's commands over ``view`` and return its writes; commits nothing.
+
+        ``view`` is the committed store (re-execution on every replica) or the leader's view
+        of it plus its write sets still in flight (``LeaderExecutor``).
+        """
         if len(commands) > limits.entry_commands_max:  # never from a gateway; refuse, not crash
             refusal = _serialize(Failure.of(Reason.INVALID_COMMAND, "entry has too many commands"))
-            self._commit([], index)
-            return [refusal] * len(commands)
-        overlay = Overlay(self._cache)
+            return Execution([], [refusal] * len(commands))
+        overlay = Overlay(view)
         core = AccountsCore(overlay)
         clock_before = self._clock(overlay)
         clock = clock_before
@@ -132,15 +217,34 @@ class ShardStateMachine:
                 added_oldest_ns = min(added_oldest_ns, clock)
         if clock != clock_before:
             overlay.put(CLOCK_KEY, _I64.pack(clock))
-        oldest_left_ns = self._prune_requests(overlay, clock)
-        self._commit(overlay.writes(), index)
-        if oldest_left_ns is not None:
-            self._oldest_request_ns = min(oldest_left_ns, added_oldest_ns)
-        return results
+        oldest_left_ns = self._prune_requests(overlay, clock, prune_hint.oldest_ns)
+        prune_hint.oldest_ns = None if oldest_left_ns is None else min(oldest_left_ns,
+                                                                       added_oldest_ns)
+        return Execution(overlay.writes(), results)
+
+    def apply_write_set(self, data: bytes, index: int) -> bytes | None:
+        """Apply one serialized WriteSet entry: ``WRITE_SET_APPLIED`` or ``WRITE_SET_STALE``.
+
+        None when ``index`` was already applied (a replay). A write set that does not follow
+        the last one applied here, or that is malformed, changes nothing but the index.
+        """
+        if index <= self.store.applied_index:
+            return None
+        writes = decode_write_set(data, self.last_write_set_id)
+        if writes is None:
+            self._commit([], index)
+            return WRITE_SET_STALE
+        self._commit(writes, index)
+        self._prune_hint.oldest_ns = None  # records came from elsewhere: unknown
+        return WRITE_SET_APPLIED
 
     def _commit(self, writes: list[tuple[bytes, bytes | None]], index: int) -> None:
         self.store.commit(writes, index)
         self._cache.written(writes)
+        for key, value in writes:
+            if key == LAST_WRITE_SET_KEY:
+                assert value is not None
+                self.last_write_set_id = value
 
     def read(self, query: pb.Query) -> pb.Result:
         return self.read_many([query])[0]
@@ -188,13 +292,13 @@ class ShardStateMachine:
         data = overlay.get(CLOCK_KEY)
         return limits.int64_min if data is None else int(_I64.unpack(data)[0])
 
-    def _prune_requests(self, overlay: Overlay, clock: int) -> int | None:
+    def _prune_requests(self, overlay: Overlay, clock: int, cached: int | None) -> int | None:
         """Delete up to a bounded number of expired request records.
 
-        Returns the oldest record time left in the committed store (None: unknown).
+        ``cached`` is the oldest record time known to be left (None: unknown). Returns the
+        oldest record time left in the committed store (None: unknown).
         """
         horizon = clock - limits.request_retention_ns
-        cached = self._oldest_request_ns
         if horizon <= limits.int64_min or (cached is not None and cached >= horizon):
             return cached  # nothing can have expired
         rows = self.store.scan(REQUEST_TIME_PREFIX, REQUEST_TIME_PREFIX + b"\xff" * 9,
