@@ -1,10 +1,11 @@
 """NodeLink: coalesces the shard batches a gateway sends to one node into one Submit rpc.
 
 Each Submit costs a fixed amount of CPU on both ends whatever it carries, and each Raft entry
-costs a fixed amount on all three replicas (notes/throughput-prototype.md), so under load the
-link holds at most one Submit in flight per node and lingers ``group_commit_linger_ms`` before
-sending the next when the last Submit showed concurrency (several shard batches): meanwhile
-more calls join the batches. An idle link, or a lone caller, sends at once and pays no linger. All batches of one Submit share its fate on a transport error.
+costs a fixed amount on all three replicas, so the link holds at most one Submit in flight per
+node and, when the last Submit showed concurrency (several shard batches), lingers before
+sending the next: a fraction of the recent round trip, at most ``group_commit_linger_max_ms``
+(``linger_s``). Meanwhile more calls join the batches. An idle link, or a lone caller, sends at
+once and pays no linger. All batches of one Submit share its fate on a transport error.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from ledger.pb import ledger_node_pb2 as node_pb
 from ledger.pb import ledger_node_pb2_grpc
 
 __all__ = ["NodeLink"]
+
+_RTT_EWMA_WEIGHT = 0.2
 
 
 class _Pending:
@@ -38,6 +41,7 @@ class NodeLink:
         self._flusher: asyncio.Task[None] | None = None
         self._last_send_s = 0.0
         self._last_send_batches = 0
+        self._rtt_ewma_s = 0.0  # Submit round trip, exponentially weighted
 
     async def submit(self, shard: int, command_batch: bytes, timeout_s: float
                      ) -> node_pb.ShardOutcome:
@@ -49,21 +53,34 @@ class NodeLink:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_until_empty())
         return await future
 
+    def linger_s(self) -> float:
+        """How long to let the next Submit fill: a fraction of the recent round trip, capped.
+
+        Busy means concurrent callers: the last Submit carried several shard batches and left
+        recently. A lone caller (one batch per Submit) never waits. Under load the wait follows
+        the node's round trip: when the node is quick, waiting long would only add latency;
+        when it is slow, calls pile up anyway and a longer wait fills the Raft entries.
+        """
+        linger_max_s = limits.group_commit_linger_max_ms / 1000
+        since_last_s = time.monotonic() - self._last_send_s
+        if self._last_send_batches <= 1 or since_last_s >= linger_max_s * 2:
+            return 0.0
+        target_s = min(linger_max_s, limits.group_commit_linger_rtt_fraction * self._rtt_ewma_s)
+        return max(target_s - since_last_s, 0.0)
+
     async def _flush_until_empty(self) -> None:
-        linger_s = limits.group_commit_linger_ms / 1000
         while self._pending:
-            since_last_s = time.monotonic() - self._last_send_s
-            # Busy means concurrent callers: the last Submit carried several shard batches and
-            # left recently. A lone caller (one batch per Submit) never waits.
-            busy = self._last_send_batches > 1 and since_last_s < linger_s * 2
-            if busy:
-                await asyncio.sleep(max(linger_s - since_last_s, 0.0))
+            linger_s = self.linger_s()
+            if linger_s > 0:
+                await asyncio.sleep(linger_s)
             batch = self._pending[: limits.node_submit_batches_max]
             del self._pending[: len(batch)]
             self._last_send_s = time.monotonic()
             self._last_send_batches = len(batch)
             try:
                 await self._send(batch)
+                rtt_s = time.monotonic() - self._last_send_s
+                self._rtt_ewma_s += _RTT_EWMA_WEIGHT * (rtt_s - self._rtt_ewma_s)
             except Exception as error:  # a bug: fail these batches rather than leave them waiting
                 for item in batch:
                     if not item.future.done():
