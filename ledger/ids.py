@@ -1,6 +1,6 @@
 """External ids and sharding: parse and format ids, compute shard keys and shard indexes.
 
-Ids (SPEC §2): an account id is a uint64 shown as 16 lowercase hex chars; a transaction id is 32
+Ids: an account id is a uint64 shown as 16 lowercase hex chars; a transaction id is 32
 lowercase hex chars = account id hex || 16-hex transaction number, so it routes by itself.
 Parsing is strict (the reference's regex is unanchored): anything but exactly 16 (or 32) chars of
 ``[0-9a-f]`` is refused.

@@ -15,7 +15,7 @@ int64_max = 2**63 - 1
 uint64_max = 2**64 - 1
 
 # --- Request shape.
-description_bytes_max = 1024        # UTF-8 bytes, not characters (SPEC §3)
+description_bytes_max = 1024        # UTF-8 bytes, not characters
 idempotency_key_bytes_max = 128     # stored per account and snapshotted, so kept small
 page_size_default = 100             # ListTransactions page_size 0 means this
 page_size_max = 1000                # larger page sizes are clamped to this
@@ -30,7 +30,8 @@ account_id_attempts_max = 8         # fresh random ids tried when an id is alrea
 
 # --- Exactly-once: results of requests are kept so that retries return them.
 request_retention_ns = 5 * 60 * 1_000_000_000  # >> deadline_ms_max: no retry outlives this
-request_prune_per_entry_max = 64    # expired request records deleted per applied entry, bounded
+request_prune_per_entry_max = 64    # expired request records deleted per entry: at least this,
+                                    # and twice the entry's commands (never falls behind)
 
 # --- Batching.
 batch_commands_max = 256            # commands per applied batch (one Raft entry); tuned

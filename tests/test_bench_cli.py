@@ -1,6 +1,6 @@
 """``ledger-dev bench`` end to end: a mixed load reports sane figures; bad setups fail cleanly.
 
-Goal: the bench command that backs every performance claim (SPEC §6) works against a real
+Goal: the bench command that backs every performance claim works against a real
 server: it completes a run of every op kind without errors, its ``--json`` document has the
 documented shape with ordered percentiles, and an unreachable gateway gives a one-line error
 and a non-zero exit instead of a traceback.

@@ -1,9 +1,9 @@
-"""``ledger-dev bench``: a closed-loop gRPC load generator against a gateway (SPEC §5, §6).
+"""``ledger-dev bench``: a closed-loop gRPC load generator against a gateway.
 
-Why it exists: performance claims must come from a command anyone can rerun (SPEC §6), not
+Why it exists: performance claims must come from a command anyone can rerun, not
 from timed unit tests. This command is that command.
 
-Method (decisions written down here, as SPEC §1 asks):
+Method (decisions written down here):
 
 * **Closed loop by default.** ``--concurrency`` worker coroutines each keep exactly one call in
   flight, so the offered load adapts to the server: the figures are throughput at that
@@ -24,7 +24,7 @@ Method (decisions written down here, as SPEC §1 asks):
   no slow tail is silently dropped. Rates divide by the time from the start of the window to the
   end of that drain. ``count`` and latencies are for calls that returned OK; failed calls are
   counted by gRPC status code name. A purchase answered with status INSUFFICIENT_FUNDS is an OK
-  call (the server stored it, SPEC §3).
+  call (the server stored it).
 * **Batches** (``--batch N``, 1..``batch_items_max``). ``create_settled`` / ``create_pending``
   ops become one ``CreateTransactions`` call of N purchases, each on its own random bench
   account; every in-flight slot (``--concurrency``) carries one such call. A *call* is still the
@@ -87,7 +87,7 @@ __all__ = [
 ]
 
 # --- Limits and defaults, with units.
-call_timeout_s = 5.0              # deadline of every call (the gateway's default, SPEC §4)
+call_timeout_s = 5.0              # deadline of every call (the gateway's default)
 connect_timeout_s = 5.0           # wait for the first channel to become READY before giving up
 progress_interval_s = 1.0         # live progress line period on stderr
 pending_ids_max = 10_000          # pending transaction ids remembered for settle/cancel

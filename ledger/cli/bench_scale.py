@@ -5,7 +5,7 @@ calls, batches and node memory hold up at millions of stored transactions, and w
 sustained batch load slows down while the data grows, needs its own rerunnable command that
 measures every size side by side in one session (same machine state, same cluster).
 
-Method (decisions written down here, as SPEC §1 asks):
+Method (decisions written down here):
 
 * **Target.** By default a fresh 3-node cluster and its gateway are started on free ports in a
   temporary directory (``--work-dir`` keeps it, with the node logs), and leaders are given up
@@ -383,10 +383,11 @@ class _Loader:
                 if now >= window_end and not all(task.done() for task in workers):
                     await close_window(window_start, now, complete=True)
                     window_start = now
-                rate = window["items"] / max(now - window_start, 1e-9)
+                elapsed_s = now - window_start
+                rate = f"{window['items'] / elapsed_s:8.1f}" if elapsed_s >= 1.0 else "       -"
                 progress.show(
                     f"stage {stage}: loaded {self.loaded:,}/{goal:,}  "
-                    f"items/s (window) {rate:8.1f}  failed calls {stage_failed_calls}  "
+                    f"items/s (window) {rate}  failed calls {stage_failed_calls}  "
                     f"failed items {stage_failed_items}"
                 )
             for task in workers:

@@ -1,6 +1,6 @@
-"""``ledger-dev``: seed accounts and run the reference scenario against a gateway (SPEC §5).
+"""``ledger-dev``: seed accounts and run the reference scenario against a gateway.
 
-``seed-accounts`` decisions (SPEC §1 asks to write them down):
+``seed-accounts`` decisions:
 
 * Accounts are created with ``CreateAccounts`` in chunks of ``seed_chunk_size`` (the batch
   maximum), ``seed_calls_in_flight`` chunk calls in flight on one channel (sync grpc futures);

@@ -1,4 +1,4 @@
-"""AccountsCore: the deterministic ledger state machine of one shard (SPEC §3).
+"""AccountsCore: the deterministic ledger state machine of one shard.
 
 Commands in, results and writes out. The core reads through ``StoreReader`` and never writes: it
 returns the writes it wants, and the replication layer commits them together with the Raft index

@@ -1,6 +1,6 @@
 """LedgerServiceApi handlers: parse -> stamp -> call -> map.
 
-The gateway is the only place that reads the clock and draws randomness (SPEC §2): it stamps
+The gateway is the only place that reads the clock and draws randomness: it stamps
 ``now_ns``, mints account ids and one ``request_id`` per client call, and puts them into the
 command, so replicas stay deterministic and a retried command is recognised as the same call.
 

@@ -5,7 +5,7 @@ back through callbacks, which are handed to the loop with ``call_soon_threadsafe
 leader of a shard accepts work: anything else gets NOT_LEADER with the leader's gRPC address,
 so the gateway goes there directly instead of paying PySyncObj's forwarding (and its unknown
 outcomes). In-flight entries per shard are bounded: beyond ``inflight_entries_max`` a submit is
-refused at once with OVERLOADED, never queued without bound (notes/pysyncobj.md §4.1).
+refused at once with OVERLOADED, never queued without bound.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -130,6 +131,8 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         wasted CPU. A success only ever confirms a prefix, so ``nextIndex`` never needs to move
         back on one; a refusal (``reset``) still moves it back as before.
         """
+        if isinstance(message, dict) and message.get("transmission") == "finish":
+            message = self._finish_only_when_complete(message)
         keep = None
         if (isinstance(message, dict) and message.get("type") == "next_node_idx"
                 and message.get("success") and not message.get("reset") and self._isLeader()):
@@ -139,6 +142,22 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
             next_index = self._SyncObj__raftNextIndex
             if next_index.get(node, keep) < keep:
                 next_index[node] = keep
+
+    def _finish_only_when_complete(self, message: dict[str, Any]) -> dict[str, Any]:
+        """PySyncObj 0.3.17 sends an entry larger than ``appendEntriesBatchSizeBytes`` in
+        chunks and marks as ``finish`` every chunk past the entry's *command* length, not its
+        pickled length: a follower can see ``finish`` one chunk early, fail to unpickle, and
+        lose the rest of that tick's messages. Until the pickle is complete, a ``finish`` is
+        treated as the ``process`` chunk it really is; the true last chunk completes it."""
+        buffered = self._SyncObj__recvTransmission
+        data = message.get("data", b"")
+        if not (isinstance(buffered, bytes) and isinstance(data, bytes)):
+            return message
+        try:
+            pickle.loads(buffered + data)
+        except Exception:  # noqa: BLE001 - truncated: any unpickling error
+            return {**message, "transmission": "process"}
+        return message
 
     def _postpone_election(self) -> None:
         """After a long snapshot restore, count the leader's last message as just received: the

@@ -60,13 +60,15 @@ write_set_id_bytes = 16
 
 @dataclass
 class PruneHint:
-    """The oldest stored_at_ns of any request record left (None: unknown, _NO_REQUESTS: none).
+    """What the executor knows about the request records left, to prune them cheaply.
 
-    Exact or lower, so skipping the prune scan when nothing can have expired changes no
-    decision: replicas with cold and warm hints prune the same records.
+    ``oldest_ns`` is the oldest stored_at_ns of any record left (None: unknown, _NO_REQUESTS:
+    none), exact or lower, so skipping the prune scan when nothing can have expired changes
+    no decision: replicas with cold and warm hints prune the same records.
     """
 
     oldest_ns: int | None = None
+    scan_from: bytes | None = None  # every record before this time key has been pruned
 
 
 @dataclass
@@ -217,9 +219,9 @@ class ShardStateMachine:
                 added_oldest_ns = min(added_oldest_ns, clock)
         if clock != clock_before:
             overlay.put(CLOCK_KEY, _I64.pack(clock))
-        oldest_left_ns = self._prune_requests(overlay, clock, prune_hint.oldest_ns)
-        prune_hint.oldest_ns = None if oldest_left_ns is None else min(oldest_left_ns,
-                                                                       added_oldest_ns)
+        # Prune at least as fast as records are added, whatever the entry size.
+        budget = max(limits.request_prune_per_entry_max, 2 * len(commands))
+        self._prune_requests(overlay, clock, prune_hint, added_oldest_ns, budget)
         return Execution(overlay.writes(), results)
 
     def apply_write_set(self, data: bytes, index: int) -> bytes | None:
@@ -292,23 +294,33 @@ class ShardStateMachine:
         data = overlay.get(CLOCK_KEY)
         return limits.int64_min if data is None else int(_I64.unpack(data)[0])
 
-    def _prune_requests(self, overlay: Overlay, clock: int, cached: int | None) -> int | None:
-        """Delete up to a bounded number of expired request records.
+    def _prune_requests(self, overlay: Overlay, clock: int, hint: PruneHint,
+                        added_oldest_ns: int, budget: int) -> None:
+        """Delete up to ``budget`` expired request records; keep ``hint`` up to date.
 
-        ``cached`` is the oldest record time known to be left (None: unknown). Returns the
-        oldest record time left in the committed store (None: unknown).
+        The scan starts where the last one stopped (``hint.scan_from``): every record before
+        it is deleted, and LevelDB would otherwise step over all their tombstones again on
+        every entry, a cost that grows with everything ever pruned.
         """
         horizon = clock - limits.request_retention_ns
+        cached = hint.oldest_ns
         if horizon <= limits.int64_min or (cached is not None and cached >= horizon):
-            return cached  # nothing can have expired
-        rows = self.store.scan(REQUEST_TIME_PREFIX, REQUEST_TIME_PREFIX + b"\xff" * 9,
-                               limits.request_prune_per_entry_max + 1)
+            # Nothing can have expired.
+            hint.oldest_ns = None if cached is None else min(cached, added_oldest_ns)
+            return
+        rows = self.store.scan(hint.scan_from or REQUEST_TIME_PREFIX,
+                               REQUEST_TIME_PREFIX + b"\xff" * 9, budget + 1)
         deleted = 0
+        oldest_left_ns = _NO_REQUESTS
         for key, _ in rows:
             stored_at_ns = int(_U64.unpack_from(key, 1)[0]) + limits.int64_min
-            if stored_at_ns >= horizon or deleted == limits.request_prune_per_entry_max:
-                return stored_at_ns
+            if stored_at_ns >= horizon or deleted == budget:
+                oldest_left_ns = stored_at_ns
+                break
             overlay.delete(key)
             overlay.delete(REQUEST_PREFIX + key[len(REQUEST_TIME_PREFIX) + 8 :])
             deleted += 1
-        return _NO_REQUESTS
+            # New records are stamped with the shard clock, never older than this one: no
+            # record can appear before this time any more (records of the same time may).
+            hint.scan_from = key[: len(REQUEST_TIME_PREFIX) + 8]
+        hint.oldest_ns = min(oldest_left_ns, added_oldest_ns)

@@ -3,7 +3,7 @@
 A store holds one shard's data and its applied Raft index. ``commit`` is the only way to write:
 effects and the new applied index go to disk together (one LevelDB WriteBatch), so a crash can
 never leave one without the other, and an entry at or below the stored index is never applied
-again (SPEC §4, exactly-once apply).
+again (exactly-once apply).
 """
 
 from __future__ import annotations

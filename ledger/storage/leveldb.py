@@ -6,7 +6,9 @@ the whole DB, and no shard's compaction or restore stalls another.
 
 Durability policy (README, Guarantees): writes use ``sync=False``. A committed batch is in the
 OS page cache when ``commit`` returns, so it survives a process crash (SIGKILL) but not a power
-loss; PySyncObj's journal has the same property, and the two must agree (notes/pysyncobj.md §2.4).
+loss; PySyncObj's journal has the same property, and the two must agree. ``sync`` makes
+everything committed so far durable: Raft log compaction calls it before the journal is
+truncated, so a compaction never leaves an entry only in the page cache.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""AccountsCore against SPEC §3, transition by transition and error by error.
+"""AccountsCore against the ledger's rules, transition by transition and error by error.
 
 Goal: every state transition and every refusal the spec names for the core (create/get account,
 create/settle/cancel transaction, idempotency, the updated_at max rule, ListTransactions paging),

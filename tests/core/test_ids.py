@@ -1,4 +1,4 @@
-"""Ids and sharding (SPEC §2): the reference's shard vectors, round trips and strict parsing.
+"""Ids and sharding: the reference's shard vectors, round trips and strict parsing.
 
 Goal: the shard placement is a compatibility contract, so the four check vectors of the spec
 must hold byte for byte; formatting and parsing must round-trip for every uint64; parsing must
@@ -18,7 +18,7 @@ import pytest
 
 from ledger import ids, limits
 
-# account id (decimal), hex, shard_key bytes, shard index: SPEC §2, from the reference.
+# account id (decimal), hex, shard_key bytes, shard index: from the reference.
 SHARD_VECTORS = [
     (17376851231650125672, "f126fa20f1509768", bytes([178, 7, 218, 154]), 11),
     (14628948223324556977, "cb0476e6d0d78eb1", bytes([46, 31, 124, 110]), 2),

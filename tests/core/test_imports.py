@@ -1,7 +1,7 @@
 """The core stays pure: ledger/core imports only itself, ledger.limits, ledger.ids and a small
 allow-list of stdlib modules.
 
-Goal: determinism (SPEC §2: the state machine never reads a clock, never draws randomness, does
+Goal: determinism (the state machine never reads a clock, never draws randomness, does
 no I/O) is kept by construction: no module under ledger/core can reach time, random, uuid, os,
 threading, grpc, plyvel, pysyncobj, the protobuf layer or the storage layer, and none imports
 dynamically.

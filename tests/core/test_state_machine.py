@@ -515,3 +515,20 @@ def test_error_results_carry_metadata(shard: Shard) -> None:
     assert result.error.reason == "TRANSACTION_NOT_FOUND"
     assert dict(result.error.metadata) == {"transaction_id": f"{A:016x}{5:016x}"}
     assert result.error.message == "transaction not found"
+
+
+def test_pruning_keeps_up_with_large_entries(shard: Shard) -> None:
+    """A budget of twice the entry's commands: records never pile up faster than they go."""
+    per_entry = 500
+    for entry in range(3):
+        shard.apply(*[create_tx(A, 1, rid=b"e%d-%04d" % (entry, n), now=T)
+                      for n in range(per_entry)])
+
+    def request_keys() -> int:
+        return sum(1 for k, _ in shard.store.items() if k[:1] in (b"r", b"q"))
+
+    assert request_keys() == 2 * 3 * per_entry
+    shard.apply(*[create_tx(A, 1, now=T + RETENTION + 1) for _ in range(per_entry)])
+    assert request_keys() == 2 * (3 * per_entry - 2 * per_entry)
+    shard.apply(*[create_tx(A, 1, now=T + RETENTION + 2) for _ in range(per_entry)])
+    assert request_keys() == 0

@@ -133,7 +133,7 @@ def list_all(
 
 
 def expected_balances(transactions: list[api.Transaction]) -> tuple[int, int]:
-    """(available, settled) per SPEC §3 from a full transaction history."""
+    """(available, settled) by the ledger's rules from a full transaction history."""
     settled = sum(t.amount for t in transactions if t.status == api.TRANSACTION_STATUS_SETTLED)
     held = sum(
         t.amount for t in transactions

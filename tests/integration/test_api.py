@@ -1,4 +1,4 @@
-"""The public gRPC API end to end, against every kind of deployment (SPEC §2, §3, §6).
+"""The public gRPC API end to end, against every kind of deployment.
 
 Goal: every rpc's happy path and every documented error (status code, plain message, ErrorInfo
 reason) behave as the spec says, bad input changes nothing and never breaks the server, and the
@@ -219,7 +219,7 @@ def test_create_account_idempotency_key_returns_same_account(stub: Stub, unique:
     again = stub.CreateAccount(api.CreateAccountRequest(idempotency_key=unique), timeout=T).account
     assert again.id == first.id
     assert again.created_at == first.created_at
-    # The repeat never resets the account (SPEC §3 fix).
+    # The repeat never resets the account.
     assert balances(stub, first.id) == (5, 5)
     other = stub.CreateAccount(
         api.CreateAccountRequest(idempotency_key=unique + "-other"), timeout=T

@@ -6,7 +6,7 @@ reason the single-item rpc would have returned), in request order; only a malfor
 items, more than ``ledger.limits.batch_items_max``) fails the whole call with
 INVALID_ARGUMENT. Idempotency keys behave exactly as for the single rpcs, inside one batch,
 across batches and on the retry of a whole batch: nothing is applied twice. A purchase without
-funds is an OK item whose transaction has status INSUFFICIENT_FUNDS (SPEC §3).
+funds is an OK item whose transaction has status INSUFFICIENT_FUNDS.
 
 Method: the module-scoped ``service`` fixture (conftest) runs every test against a standalone
 server and against a 3-node cluster behind a gateway, through generated stubs only. Each test

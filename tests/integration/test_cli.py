@@ -1,4 +1,4 @@
-"""The ``ledger-dev`` CLI against a running standalone service (SPEC §5).
+"""The ``ledger-dev`` CLI against a running standalone service.
 
 Goal: ``seed-accounts`` and ``scenario-1`` print exactly the documented lines, and every failure
 (bad input, unknown account, gateway down) is a non-zero exit with a one-line error, never a

@@ -1,4 +1,4 @@
-"""Crash safety and clean shutdown of ``ledger-standalone`` (SPEC §3, §4 Persistence, §6).
+"""Crash safety and clean shutdown of ``ledger-standalone``.
 
 Goal: a SIGKILL in the middle of load loses nothing that was acknowledged, tears no write in half
 (balances always equal what the stored transactions say), and a client that retries its

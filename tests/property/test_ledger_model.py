@@ -1,4 +1,4 @@
-"""Model-based property test: the replicated ledger agrees with a plain-dict model of SPEC §3.
+"""Model-based property test: the replicated ledger agrees with a plain-dict model of its rules.
 
 Goal: for random sequences of commands (top-ups and purchases, settled or pending, with amounts
 near the int64 limits now and then; settle/cancel of existing and unknown transactions; accounts
@@ -50,7 +50,7 @@ I64_MIN = -(2**63)
 PENDING, SETTLED, CANCELLED, INSUFFICIENT_FUNDS = 1, 2, 3, 4
 
 # ----------------------------------------------------------------------------------------------
-# The model: SPEC §3 over dicts.
+# The model: the ledger's rules over dicts.
 
 
 @dataclass
