@@ -1,13 +1,16 @@
-"""ShardStateMachine: applies batches of replicated commands to one shard, exactly once.
+"""ShardStateMachine: executes batches of commands on one shard and applies them exactly once.
 
-Used by both the standalone server (index = local counter) and a node's Raft group (index = the
-Raft log index). One batch is one log entry and one LevelDB WriteBatch holding:
+The standalone server re-executes (``apply``: index = local counter); a cluster's shard leader
+executes once (``execute``, see ``leader_executor``) and every replica applies the resulting
+write set (``apply_write_set``: index = the Raft log index). One batch is one log entry and one
+LevelDB WriteBatch holding:
 
 * the core's writes for every command in the batch, each command seeing its predecessors' writes;
 * a request record per command that carries a ``request_id``: a retry of the same client call
   (after a timeout or leader change) finds it and gets the stored result instead of a new effect;
-* the deletion of a bounded number of request records older than ``request_retention_ns``
-  (measured on the shard clock: the largest ``now_ns`` it has applied, so replicas agree);
+  and one time-index key per batch listing those records, so that they can expire;
+* the deletion of expired request records (older than ``request_retention_ns`` on the shard
+  clock: the largest ``now_ns`` applied, so replicas agree), at least as many as the batch adds;
 * the shard clock and the applied index.
 
 An entry at or below the stored applied index is skipped: journal replay, snapshot restore and
@@ -139,6 +142,9 @@ def _request_record(stored_at_ns: int, result: bytes) -> bytes:
     return head + _RECORD_RESULT_TAG + _varint(len(result)) + result
 
 
+_TIME_KEY_HEAD = len(REQUEST_TIME_PREFIX) + 8  # prefix + stored_at
+
+
 def _time_key(stored_at_ns: int, request_id: bytes) -> bytes:
     # Offset so that negative times still sort before positive ones as unsigned bytes.
     return REQUEST_TIME_PREFIX + _U64.pack(stored_at_ns - limits.int64_min) + request_id
@@ -208,17 +214,20 @@ class ShardStateMachine:
         core = AccountsCore(overlay)
         clock_before = self._clock(overlay)
         clock = clock_before
-        added_oldest_ns = _NO_REQUESTS
         results = []
+        new_request_ids: list[bytes] = []
         for message in commands:
-            # Request records are stamped with the shard clock, not the command's own now_ns:
-            # a lagging gateway clock must not make a fresh record look expired.
             clock = max(clock, message.now_ns)
-            results.append(self._apply_one(core, overlay, message, clock))
-            if message.request_id:
-                added_oldest_ns = min(added_oldest_ns, clock)
+            results.append(self._apply_one(core, overlay, message, clock, new_request_ids))
         if clock != clock_before:
             overlay.put(CLOCK_KEY, _I64.pack(clock))
+        added_oldest_ns = _NO_REQUESTS
+        if new_request_ids:
+            # One time-index key per entry lists its new records. It is stamped with the shard
+            # clock, not the commands' now_ns (a lagging gateway clock must not make a fresh
+            # record look expired), at the entry's end: no record expires early.
+            overlay.put(_time_key(clock, new_request_ids[0]), _pack_ids(new_request_ids))
+            added_oldest_ns = clock
         # Prune at least as fast as records are added, whatever the entry size.
         budget = max(limits.request_prune_per_entry_max, 2 * len(commands))
         self._prune_requests(overlay, clock, prune_hint, added_oldest_ns, budget)
@@ -265,10 +274,10 @@ class ShardStateMachine:
         finally:
             reader.close()
 
-    def _apply_one(
-        self, core: AccountsCore, overlay: Overlay, message: pb.Command, clock_ns: int
-    ) -> bytes:
-        """One command's serialized Result, its writes and request record put in ``overlay``."""
+    def _apply_one(self, core: AccountsCore, overlay: Overlay, message: pb.Command,
+                   clock_ns: int, new_request_ids: list[bytes]) -> bytes:
+        """One command's serialized Result; its writes and request record go to ``overlay``,
+        its request id (if it stored a record) to ``new_request_ids``."""
         request_id = message.request_id
         if len(request_id) > request_id_bytes_max:
             return _serialize(Failure.of(Reason.INVALID_COMMAND, "request id is too long"))
@@ -287,7 +296,7 @@ class ShardStateMachine:
             result = _serialize(applied.result)
         if request_id:
             overlay.put(REQUEST_PREFIX + request_id, _request_record(clock_ns, result))
-            overlay.put(_time_key(clock_ns, request_id), b"")
+            new_request_ids.append(request_id)
         return result
 
     def _clock(self, overlay: Overlay) -> int:
@@ -296,11 +305,11 @@ class ShardStateMachine:
 
     def _prune_requests(self, overlay: Overlay, clock: int, hint: PruneHint,
                         added_oldest_ns: int, budget: int) -> None:
-        """Delete up to ``budget`` expired request records; keep ``hint`` up to date.
+        """Delete expired request records, whole entries' worth, until ``budget`` is reached.
 
-        The scan starts where the last one stopped (``hint.scan_from``): every record before
-        it is deleted, and LevelDB would otherwise step over all their tombstones again on
-        every entry, a cost that grows with everything ever pruned.
+        The scan starts where the last one stopped (``hint.scan_from``): every time-index key
+        before it is deleted, and LevelDB would otherwise step over all their tombstones again
+        on every entry, a cost that grows with everything ever pruned.
         """
         horizon = clock - limits.request_retention_ns
         cached = hint.oldest_ns
@@ -312,15 +321,34 @@ class ShardStateMachine:
                                REQUEST_TIME_PREFIX + b"\xff" * 9, budget + 1)
         deleted = 0
         oldest_left_ns = _NO_REQUESTS
-        for key, _ in rows:
+        for key, value in rows:
             stored_at_ns = int(_U64.unpack_from(key, 1)[0]) + limits.int64_min
-            if stored_at_ns >= horizon or deleted == budget:
+            if stored_at_ns >= horizon or deleted >= budget:
                 oldest_left_ns = stored_at_ns
                 break
             overlay.delete(key)
-            overlay.delete(REQUEST_PREFIX + key[len(REQUEST_TIME_PREFIX) + 8 :])
-            deleted += 1
-            # New records are stamped with the shard clock, never older than this one: no
-            # record can appear before this time any more (records of the same time may).
-            hint.scan_from = key[: len(REQUEST_TIME_PREFIX) + 8]
+            # A key without a list is one record, named by the key itself (one key per
+            # record, an earlier layout).
+            request_ids = _unpack_ids(value) if value else [key[_TIME_KEY_HEAD:]]
+            for request_id in request_ids:
+                overlay.delete(REQUEST_PREFIX + request_id)
+            deleted += len(request_ids)
+            # New keys are stamped with the shard clock, never older than this one: no key can
+            # appear before this time any more (keys of the same time may).
+            hint.scan_from = key[:_TIME_KEY_HEAD]
         hint.oldest_ns = min(oldest_left_ns, added_oldest_ns)
+
+
+def _pack_ids(request_ids: Sequence[bytes]) -> bytes:
+    assert all(0 < len(request_id) <= request_id_bytes_max for request_id in request_ids)
+    return b"".join(bytes((len(request_id),)) + request_id for request_id in request_ids)
+
+
+def _unpack_ids(data: bytes) -> list[bytes]:
+    ids, position = [], 0
+    while position < len(data):
+        length = data[position]
+        ids.append(data[position + 1 : position + 1 + length])
+        position += 1 + length
+    assert position == len(data), "a malformed request time-index value"
+    return ids

@@ -17,7 +17,13 @@ import pytest
 
 from ledger import limits
 from ledger.pb import ledger_internal_pb2 as pb
-from ledger.replication.state_machine import CLOCK_KEY, ShardStateMachine, request_id_bytes_max
+from ledger.replication.state_machine import (
+    CLOCK_KEY,
+    REQUEST_PREFIX,
+    ShardStateMachine,
+    _time_key,
+    request_id_bytes_max,
+)
 from ledger.storage.base import APPLIED_KEY, digest_items
 from ledger.storage.memory import MemoryShardStore
 
@@ -281,18 +287,28 @@ def test_cold_and_warm_machines_prune_the_same_records() -> None:
         assert list(cold_store.items()) == warm.items()
 
 
-def test_pruning_is_bounded_per_entry(shard: Shard) -> None:
+def test_pruning_is_bounded_per_entry_and_never_splits_an_entrys_records(shard: Shard) -> None:
     count = limits.request_prune_per_entry_max + 6
-    shard.apply(*[create_tx(A, 1, rid=b"r%03d" % i, now=T) for i in range(count)])
+    for entry in range(2):
+        shard.apply(*[create_tx(A, 1, rid=b"e%d-%03d" % (entry, i), now=T) for i in range(count)])
 
     def request_keys() -> list[bytes]:
         return [k for k, _ in shard.store.items() if k[:1] in (b"r", b"q")]
 
-    assert len(request_keys()) == 2 * count
+    assert len(request_keys()) == 2 * (count + 1)  # a record each, one time-index key per entry
     shard.apply(create_tx(A, 1, now=T + RETENTION + 1))
-    assert len(request_keys()) == 2 * 6
+    assert len(request_keys()) == count + 1  # the budget stops after one entry's records
     shard.apply(create_tx(A, 1, now=T + RETENTION + 2))
     assert request_keys() == []
+
+
+def test_time_index_keys_of_the_earlier_layout_are_pruned(shard: Shard) -> None:
+    shard.apply(create_tx(A, 1, rid=b"new", now=T))
+    old_layout = _time_key(T, b"old")  # one key per record, empty value
+    shard.store.commit([(old_layout, b""), (REQUEST_PREFIX + b"old", b"\x12\x00")],
+                       shard.store.applied_index + 1)
+    shard.apply(create_tx(A, 1, now=T + RETENTION + 1))
+    assert not [k for k, _ in shard.store.items() if k[:1] in (b"r", b"q")]
 
 
 @pytest.mark.parametrize("now", [limits.int64_min, -1, 0, limits.int64_max])
@@ -527,8 +543,8 @@ def test_pruning_keeps_up_with_large_entries(shard: Shard) -> None:
     def request_keys() -> int:
         return sum(1 for k, _ in shard.store.items() if k[:1] in (b"r", b"q"))
 
-    assert request_keys() == 2 * 3 * per_entry
+    assert request_keys() == 3 * (per_entry + 1)
     shard.apply(*[create_tx(A, 1, now=T + RETENTION + 1) for _ in range(per_entry)])
-    assert request_keys() == 2 * (3 * per_entry - 2 * per_entry)
+    assert request_keys() == per_entry + 1  # a budget of 1,000 records: two entries' worth
     shard.apply(*[create_tx(A, 1, now=T + RETENTION + 2) for _ in range(per_entry)])
     assert request_keys() == 0
