@@ -1,6 +1,7 @@
 """The narrow seam over PySyncObj internals in ``ShardReplica`` (checked against 0.3.17).
 
-Goal: a leader keeps its pipelined ``nextIndex`` when a follower acknowledges an older entry
+Goal: applying entries does not trigger an extra AppendEntries round; a leader keeps its
+pipelined ``nextIndex`` when a follower acknowledges an older entry
 (so it never re-sends entries and followers never truncate what they applied) but still moves
 it back on a refusal; a premature ``finish`` chunk of a large entry is treated as a ``process``
 chunk until the pickled entry is complete.
@@ -77,3 +78,16 @@ def test_a_premature_finish_chunk_is_a_process_chunk() -> None:
     replica._SyncObj__recvTransmission = entry[:900]
     replica._SyncObj__onMessageReceived(NODE, {"transmission": "finish", "data": entry[900:]})
     assert replica.seen[-1]["transmission"] == "finish"
+
+
+def test_applying_entries_never_asks_for_an_extra_append_entries_round(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def stock_apply(self: _Shell) -> bool:
+        calls.append("applied")
+        return True  # what 0.3.17 returns after applying with appendEntriesUseBatch=False
+
+    monkeypatch.setattr(SyncObj, "_SyncObj__applyLogEntries", stock_apply)
+    assert _Shell()._SyncObj__applyLogEntries() is False
+    assert calls == ["applied"]
