@@ -41,7 +41,8 @@ def test_bench_apply_refuses_bad_entry_sizes() -> None:
     assert completed.returncode == 2 and "sizes must be" in completed.stderr
 
 
-def test_diverging_replicas_fail_the_measurement(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_diverging_replicas_fail_the_measurement(tmp_path: pathlib.Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench_apply, "digest_items", _digests_that_differ())
     with pytest.raises(AssertionError, match="diverged"):
         bench_apply.measure_apply(tmp_path, accounts=5, preload=0, items=10,

@@ -31,7 +31,6 @@ import pathlib
 import random
 import tempfile
 import time
-from collections.abc import Callable
 
 import click
 
@@ -86,12 +85,6 @@ class _Shard:
         assert self.machine.apply_write_set(entry, self.index) == WRITE_SET_APPLIED
 
 
-def _timed(work: Callable[[], object]) -> float:
-    started = time.thread_time()
-    work()
-    return time.thread_time() - started
-
-
 def _best_and_median(rounds: list[float]) -> tuple[float, float]:
     ordered = sorted(rounds)
     return ordered[0], ordered[len(ordered) // 2]
@@ -123,7 +116,8 @@ class _Workload:
         entries = []
         for start in range(0, items, per_entry):
             self.now_ns += entry_spacing_ns
-            entries.append(self._entry([self._purchase() for _ in range(min(per_entry, items - start))]))
+            count = min(per_entry, items - start)
+            entries.append(self._entry([self._purchase() for _ in range(count)]))
         return entries
 
     def _purchase(self) -> pb.Command:
@@ -156,9 +150,18 @@ def measure_apply(root: pathlib.Path, *, accounts: int, preload: int, items: int
             for _ in range(repeat):
                 entries = workload.purchases(items, per_entry)
                 write_sets: list[bytes] = []
-                rounds[0].append(_timed(lambda: [reexecuting.apply(e) for e in entries]))
-                rounds[1].append(_timed(lambda: write_sets.extend(leader.lead(e) for e in entries)))
-                rounds[2].append(_timed(lambda: [follower.apply_write_set(w) for w in write_sets]))
+                started = time.thread_time()
+                for entry in entries:
+                    reexecuting.apply(entry)
+                lead_started = time.thread_time()
+                write_sets.extend(leader.lead(entry) for entry in entries)
+                follow_started = time.thread_time()
+                for write_set in write_sets:
+                    follower.apply_write_set(write_set)
+                ended = time.thread_time()
+                rounds[0].append(lead_started - started)
+                rounds[1].append(follow_started - lead_started)
+                rounds[2].append(ended - follow_started)
                 assert follower.machine.apply_write_set(write_sets[-1], follower.index) is None
             per_item = [[seconds / items * 1e6 for seconds in kind] for kind in rounds]
             figures.append(ApplyFigures(per_entry, items, *(_best_and_median(r) for r in per_item)))

@@ -93,7 +93,9 @@ class Account(NamedTuple):
 
     @classmethod
     def decode(cls, data: bytes) -> Account:
-        account = cls(*_ACCOUNT.unpack_from(data), bytes(data[_ACCOUNT.size :]))
+        account_id, available, settled, created, updated, count = _ACCOUNT.unpack_from(data)
+        account = cls(account_id, available, settled, created, updated, count,
+                      bytes(data[_ACCOUNT.size :]))
         account.check()
         return account
 

@@ -98,11 +98,13 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
     async def Submit(self, request: node_pb.SubmitRequest, context: Any) -> node_pb.SubmitResponse:
         timeout_s = _timeout_s(request.timeout_ms)
         outcomes = await asyncio.gather(
-            *(self._submit_shard(item.shard, item.command_batch, timeout_s) for item in request.shards)
+            *(self._submit_shard(item.shard, item.command_batch, timeout_s)
+              for item in request.shards)
         )
         return node_pb.SubmitResponse(outcomes=outcomes)
 
-    async def _submit_shard(self, shard: int, data: bytes, timeout_s: float) -> node_pb.ShardOutcome:
+    async def _submit_shard(self, shard: int, data: bytes,
+                            timeout_s: float) -> node_pb.ShardOutcome:
         refusal = self._check_leader(shard)
         if refusal is not None:
             self._executors[shard].reset()  # a view from an earlier leadership is not trusted

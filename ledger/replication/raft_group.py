@@ -50,7 +50,7 @@ snapshot_chunk_bytes = 256 * 1024     # one install-snapshot message
 
 def compaction_offset(shard: int, position: int, span: int) -> int:
     """A deterministic offset in ``[0, span)`` that differs for every shard and replica."""
-    assert span > 0 and 0 <= position
+    assert span > 0 and position >= 0
     slots = 16 * 3
     return ((shard * 3 + position) % slots) * span // slots
 

@@ -67,7 +67,9 @@ class LevelDBShardStore:
             write_buffer_size=2 * 1024 * 1024,
             lru_cache_size=4 * 1024 * 1024,
             compression="snappy",
-            bloom_filter_bits=10,  # a fresh request id or idempotency key is a miss: 1 probe, not 1 per level
+            # A fresh request id or idempotency key is a miss: one filter probe per table
+            # instead of a block read.
+            bloom_filter_bits=10,
         )
         self._applied_index = decode_applied(self._db.get(APPLIED_KEY))
         self._commit_lock = threading.Lock()  # commits come from one applier; this asserts it
