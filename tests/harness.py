@@ -1,4 +1,8 @@
-"""Test-side name for the process launcher, which lives in ``ledger.tools.processes``."""
+"""Test-side name for the process launcher, which lives in ``ledger.tools.processes``, and a
+runner for ``ledger-dev`` as a subprocess."""
+
+import subprocess
+import sys
 
 from ledger.tools.processes import (
     ClusterService,
@@ -15,5 +19,12 @@ __all__ = [
     "StandaloneService",
     "free_port",
     "free_port_range",
+    "run_dev",
     "wait_until",
 ]
+
+
+def run_dev(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """``ledger-dev ARGS`` in its own process, output captured, exit status not checked."""
+    return subprocess.run([sys.executable, "-m", "ledger.cli.dev", *args], capture_output=True,
+                          text=True, timeout=timeout_s, check=False)

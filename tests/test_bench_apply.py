@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import json
 import pathlib
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
+from harness import run_dev
 
 from ledger.cli import bench_apply
 
 
 def test_bench_apply_reports_every_entry_size() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.dev", "bench-apply", "--accounts", "20", "--items",
-         "200", "--items-per-entry", "1,50", "--repeat", "2", "--preload", "100", "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
+    completed = run_dev("bench-apply", "--accounts", "20", "--items", "200", "--items-per-entry",
+                        "1,50", "--repeat", "2", "--preload", "100", "--json", timeout_s=120)
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)
     assert [f["items_per_entry"] for f in result["figures"]] == [1, 50]
@@ -34,10 +30,7 @@ def test_bench_apply_reports_every_entry_size() -> None:
 
 
 def test_bench_apply_refuses_bad_entry_sizes() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.dev", "bench-apply", "--items-per-entry", "0,5000"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
+    completed = run_dev("bench-apply", "--items-per-entry", "0,5000", timeout_s=60)
     assert completed.returncode == 2 and "sizes must be" in completed.stderr
 
 

@@ -8,18 +8,15 @@ subprocess with a tiny load (1 s, 4 calls in flight) and ``--json``; no timing a
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+
+from harness import run_dev
 
 compare_timeout_s = 300
 
 
 def test_bench_compare_reports_both_and_the_ratio() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.dev", "bench-compare", "--duration", "1",
-         "--warmup", "0", "--concurrency", "4", "--accounts", "4", "--json"],
-        capture_output=True, text=True, timeout=compare_timeout_s, check=False,
-    )
+    completed = run_dev("bench-compare", "--duration", "1", "--warmup", "0", "--concurrency", "4",
+                        "--accounts", "4", "--json", timeout_s=compare_timeout_s)
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)
     for kind in ("standalone", "cluster"):

@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
-import subprocess
-import sys
 from typing import Any
 
 import click
 import grpc
 import grpc.aio
 import pytest
+from harness import run_dev
 
 from ledger.cli.bench import Progress
 from ledger.cli.bench_scale import _Loader, _Target, count_log_lines, parse_stages
@@ -103,11 +102,8 @@ def test_loader_gives_up_when_calls_keep_failing() -> None:
 
 
 def test_bench_scale_reports_every_stage_and_the_growth() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.dev", "bench-scale", "--stages", "0,3000",
-         "--duration", "1", "--window", "1", "--accounts", "50", "--json"],
-        capture_output=True, text=True, timeout=scale_timeout_s, check=False,
-    )
+    completed = run_dev("bench-scale", "--stages", "0,3000", "--duration", "1", "--window", "1",
+                        "--accounts", "50", "--json", timeout_s=scale_timeout_s)
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr
     document = json.loads(completed.stdout)

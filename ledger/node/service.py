@@ -26,7 +26,11 @@ from ledger.pb import ledger_node_pb2_grpc
 from ledger.replication.fatal import halt_on_apply_failure
 from ledger.replication.leader_executor import LeaderExecutor
 from ledger.replication.raft_group import FAIL_REASON, ShardReplica
-from ledger.replication.state_machine import WRITE_SET_APPLIED, WRITE_SET_STALE
+from ledger.replication.state_machine import (
+    WRITE_SET_APPLIED,
+    WRITE_SET_STALE,
+    parse_commands,
+)
 from ledger.storage.base import digest_items
 
 __all__ = ["NodeService", "inflight_entries_max"]
@@ -111,7 +115,7 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
             return refusal
         if self._inflight[shard] >= inflight_entries_max:
             return self._refuse(shard, node_pb.REFUSAL_OVERLOADED, "too many entries in flight")
-        commands = _parse_commands(data)
+        commands = parse_commands(data)  # junk executes as no commands (never from a gateway)
         deadline_s = time.monotonic() + timeout_s
         for _ in range(write_set_attempts_max):
             outcome = await self._propose_once(shard, commands, deadline_s)
@@ -195,16 +199,6 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
                 )
             )
         return node_pb.StatusResponse(node_id=self._node_id, shards=shards)
-
-
-def _parse_commands(data: bytes) -> Sequence[pb.Command]:
-    """A gateway's CommandBatch; junk executes as no commands (the gateway never sends it)."""
-    batch = pb.CommandBatch()
-    try:
-        batch.ParseFromString(data)
-    except Exception:  # noqa: BLE001 - protobuf raises DecodeError or others on junk
-        return []
-    return batch.commands
 
 
 def _resolve(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:

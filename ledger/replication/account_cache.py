@@ -10,7 +10,7 @@ is emptied (simple, and a full cache means the working set is larger than it any
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from ledger.core.records import ACCOUNT_PREFIX
 from ledger.storage.base import ShardStore
@@ -39,13 +39,6 @@ class AccountCache:
                 self._accounts.clear()
             self._accounts[key] = value
             return value
-
-    def scan(self, start: bytes, stop: bytes, limit: int) -> Sequence[tuple[bytes, bytes]]:
-        return self._store.scan(start, stop, limit)
-
-    @property
-    def applied_index(self) -> int:
-        return self._store.applied_index
 
     def written(self, writes: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Call after every commit with its writes: cached keys take their new values."""

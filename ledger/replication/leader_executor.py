@@ -8,7 +8,7 @@ is the last write set it applied (``ShardStateMachine.apply_write_set``); otherw
 *stale*: it changes nothing, and the leader executes the batch again on the fresh state.
 
 The leader does not wait for an entry to apply before executing the next batch: it reads
-through its own write sets still in flight (``_Pending``), newest value per key first, then the
+through its own write sets still in flight (their writes, newest value per key first), then the
 committed store. Why that is safe:
 
 * A write set is applied only on the exact state it was computed on: its ``previous_id`` names

@@ -177,10 +177,8 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         """After a long snapshot restore, count the leader's last message as just received: the
         tick thread was busy, not the leader silent (PySyncObj checks its election deadline
         before it reads the messages that queued meanwhile)."""
-        self._SyncObj__raftElectionDeadline = time.monotonic() + self._conf_min_timeout_s()
-
-    def _conf_min_timeout_s(self) -> float:
-        return float(self._SyncObj__conf.raftMinTimeout)
+        min_timeout_s = float(self._SyncObj__conf.raftMinTimeout)
+        self._SyncObj__raftElectionDeadline = time.monotonic() + min_timeout_s
 
     # -- replicated methods -------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ __all__ = [
     "ShardStateMachine",
     "encode_write_set",
     "frame_results",
+    "parse_commands",
     "request_id_bytes_max",
 ]
 
@@ -111,6 +112,16 @@ def decode_write_set(data: bytes, last_id: bytes) -> list[tuple[bytes, bytes | N
     return writes
 
 
+def parse_commands(data: bytes) -> Sequence[pb.Command]:
+    """The commands of a serialized CommandBatch; junk parses as no commands (never raises)."""
+    batch = pb.CommandBatch()
+    try:
+        batch.ParseFromString(data)
+    except Exception:  # noqa: BLE001 - protobuf raises DecodeError or others on junk
+        return []
+    return batch.commands
+
+
 def frame_results(results: Sequence[bytes]) -> bytes:
     """A serialized ResultBatch (``repeated Result results = 1``) from serialized Results:
     the same bytes protobuf writes, without parsing and serializing the results again."""
@@ -156,16 +167,18 @@ class ShardStateMachine:
         # Account records, written through at every commit: most commands read one account.
         self._cache = AccountCache(store)
         self._prune_hint = PruneHint()
-        stored_id = store.get(LAST_WRITE_SET_KEY)
-        self.last_write_set_id: bytes = b"" if stored_id is None else stored_id
+        self.last_write_set_id = self._stored_last_write_set_id()
 
     def restore(self, items: Iterable[tuple[bytes, bytes]], applied_index: int) -> None:
         """Replace the shard with a snapshot's items (see ledger.replication.snapshot)."""
         self._cache.clear()
         self.store.replace_all(items, applied_index)
         self._prune_hint = PruneHint()
+        self.last_write_set_id = self._stored_last_write_set_id()
+
+    def _stored_last_write_set_id(self) -> bytes:
         stored_id = self.store.get(LAST_WRITE_SET_KEY)
-        self.last_write_set_id = b"" if stored_id is None else stored_id
+        return b"" if stored_id is None else stored_id
 
     @property
     def applied_index(self) -> int:
@@ -180,12 +193,8 @@ class ShardStateMachine:
         """``apply`` on a serialized CommandBatch, returning a serialized ResultBatch."""
         if index <= self.store.applied_index:
             return None
-        batch = pb.CommandBatch()
-        try:
-            batch.ParseFromString(data)
-        except Exception:  # noqa: BLE001 - protobuf raises DecodeError or others on junk
-            batch = pb.CommandBatch()  # a junk entry still advances the index, applying nothing
-        results = self._apply(batch.commands, index)
+        # A junk entry still advances the index, applying nothing.
+        results = self._apply(parse_commands(data), index)
         assert results is not None
         return frame_results(results)
 

@@ -70,6 +70,14 @@ class Cluster:
         return {digest_items(machine.store.items()) for machine in self.replicas}
 
 
+def commit(cluster: Cluster, executor: LeaderExecutor, batch: list[pb.Command]) -> Prepared:
+    """Prepare ``batch``, append its write set, tell the executor: the path of a normal write."""
+    prepared = executor.prepare(batch)
+    assert cluster.append(prepared.entry) == WRITE_SET_APPLIED
+    executor.applied(prepared.write_set_id)
+    return prepared
+
+
 def results(prepared: Prepared) -> list[pb.Result]:
     return list(pb.ResultBatch.FromString(prepared.result_batch).results)
 
@@ -80,14 +88,12 @@ def balance(machine: ShardStateMachine, account_id: int) -> int:
 
 
 def test_write_sets_leave_the_state_re_execution_would() -> None:
-    cluster, executor = Cluster(), None
+    cluster = Cluster()
     executor = LeaderExecutor(cluster.leader)
     reference = ShardStateMachine(MemoryShardStore())
     batches = [[create_account(A)], [top_up(A, 50, b"r1"), top_up(A, 7)], [top_up(A, -20)]]
     for number, batch in enumerate(batches, start=1):
-        prepared = executor.prepare(batch)
-        assert cluster.append(prepared.entry) == WRITE_SET_APPLIED
-        executor.applied(prepared.write_set_id)
+        prepared = commit(cluster, executor, batch)
         expected = reference.apply(batch, number)
         assert results(prepared) == expected
     assert cluster.digests() == {digest_items(reference.store.items())}
@@ -112,9 +118,7 @@ def test_the_leader_pipelines_on_its_own_write_sets_in_flight() -> None:
 def test_a_write_set_on_a_lost_predecessor_is_stale_and_changes_nothing() -> None:
     cluster = Cluster()
     executor = LeaderExecutor(cluster.leader)
-    setup = executor.prepare([create_account(A)])
-    cluster.append(setup.entry)
-    executor.applied(setup.write_set_id)
+    commit(cluster, executor, [create_account(A)])
     lost = executor.prepare([top_up(A, 100)])  # its entry never commits (leader change)
     follower = executor.prepare([top_up(A, 1)])
     before = cluster.digests()
@@ -131,12 +135,8 @@ def test_another_leaders_write_set_invalidates_a_warm_cache() -> None:
     cluster = Cluster()
     old_leader = LeaderExecutor(cluster.leader)
     new_leader = LeaderExecutor(cluster.replicas[1])
-    setup = old_leader.prepare([create_account(A), top_up(A, 10)])
-    cluster.append(setup.entry)
-    old_leader.applied(setup.write_set_id)  # the old leader's cache now holds A at 10
-    elsewhere = new_leader.prepare([top_up(A, 5)])
-    cluster.append(elsewhere.entry)
-    new_leader.applied(elsewhere.write_set_id)
+    commit(cluster, old_leader, [create_account(A), top_up(A, 10)])  # its cache: A at 10
+    commit(cluster, new_leader, [top_up(A, 5)])
     back = old_leader.prepare([top_up(A, 1)])  # leadership came back: must read 15, not 10
     assert cluster.append(back.entry) == WRITE_SET_APPLIED
     assert balance(cluster.leader, A) == 16
@@ -146,9 +146,7 @@ def test_another_leaders_write_set_invalidates_a_warm_cache() -> None:
 def test_re_executed_commands_make_earlier_write_sets_stale() -> None:
     cluster = Cluster()
     executor = LeaderExecutor(cluster.leader)
-    setup = executor.prepare([create_account(A)])
-    cluster.append(setup.entry)
-    executor.applied(setup.write_set_id)
+    commit(cluster, executor, [create_account(A)])
     pending = executor.prepare([top_up(A, 3)])
     cluster.append_commands([top_up(A, 9)])
     assert cluster.append(pending.entry) == WRITE_SET_STALE
@@ -158,9 +156,7 @@ def test_re_executed_commands_make_earlier_write_sets_stale() -> None:
 def test_a_retried_request_id_returns_the_stored_result() -> None:
     cluster = Cluster()
     executor = LeaderExecutor(cluster.leader)
-    first = executor.prepare([create_account(A), top_up(A, 40, b"rid-1")])
-    cluster.append(first.entry)
-    executor.applied(first.write_set_id)
+    first = commit(cluster, executor, [create_account(A), top_up(A, 40, b"rid-1")])
     retry = executor.prepare([top_up(A, 40, b"rid-1")])
     assert cluster.append(retry.entry) == WRITE_SET_APPLIED
     assert results(retry)[0] == results(first)[1]
