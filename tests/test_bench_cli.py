@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from harness import run_dev
 
 from ledger.cli.bench import (
     OP_KINDS,
@@ -84,10 +85,7 @@ def standalone_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ledger.cli.dev", "bench", *args],
-        capture_output=True, text=True, timeout=bench_timeout_s,
-    )
+    return run_dev("bench", *args, timeout_s=bench_timeout_s)
 
 
 def test_bench_mixed_load_reports_ordered_percentiles(standalone_port: int) -> None:
