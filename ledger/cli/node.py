@@ -9,7 +9,12 @@ import sys
 import click
 
 from ledger.cli.logs import configure_logging
-from ledger.cli.options import host_option, log_level_option, port_option
+from ledger.cli.options import (
+    host_option,
+    log_level_option,
+    port_option,
+    unsafe_no_fsync_option,
+)
 from ledger.config import ConfigError, load_config
 from ledger.replication.raft_group import log_compaction_entries
 
@@ -27,9 +32,11 @@ __all__ = ["main"]
 @click.option("--compaction-entries", type=click.IntRange(10, 10_000_000),
               default=log_compaction_entries, show_default=True,
               help="Raft log entries kept before a snapshot truncates the log.")
+@unsafe_no_fsync_option
 @log_level_option
 def main(node_id: str, port: int | None, host: str, data_dir: pathlib.Path,
-         cluster_config: pathlib.Path, compaction_entries: int, log_level: str) -> None:
+         cluster_config: pathlib.Path, compaction_entries: int, unsafe_no_fsync: bool,
+         log_level: str) -> None:
     """Serve this node's shard replicas."""
     from ledger.node.process import run_node
 
@@ -39,9 +46,12 @@ def main(node_id: str, port: int | None, host: str, data_dir: pathlib.Path,
         node = config.node(node_id)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    if unsafe_no_fsync:
+        click.echo(f"ledger-node {node_id}: --unsafe-no-fsync: acknowledged writes can be lost "
+                   "on power loss (benchmarks only)", err=True)
     try:
         asyncio.run(run_node(config, node_id, host, node.grpc_port if port is None else port,
-                             data_dir, compaction_entries))
+                             data_dir, compaction_entries, fsync=not unsafe_no_fsync))
     except OSError as error:
         print(f"ledger-node: {error}", file=sys.stderr)
         sys.exit(1)

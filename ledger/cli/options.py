@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-__all__ = ["host_option", "log_level_option", "metrics_port_option", "port_option"]
+__all__ = [
+    "host_option",
+    "log_level_option",
+    "metrics_port_option",
+    "port_option",
+    "unsafe_no_fsync_option",
+]
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -27,4 +33,9 @@ metrics_port_option: Decorator = click.option(
 log_level_option: Decorator = click.option(
     "--log-level", default="info", show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
+)
+unsafe_no_fsync_option: Decorator = click.option(
+    "--unsafe-no-fsync", is_flag=True, default=False,
+    help="BENCHMARKS ONLY: acknowledge writes before they are on stable storage. A process "
+         "crash still loses nothing; a power loss or kernel crash can lose acknowledged writes.",
 )

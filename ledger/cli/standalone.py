@@ -12,6 +12,7 @@ from ledger.cli.options import (
     log_level_option,
     metrics_port_option,
     port_option,
+    unsafe_no_fsync_option,
 )
 from ledger.gateway.server import run_server
 
@@ -24,16 +25,21 @@ __all__ = ["main"]
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
               required=True, help="Directory for the 16 shard LevelDBs (created if missing).")
 @metrics_port_option
+@unsafe_no_fsync_option
 @log_level_option
-def main(port: int, host: str, data_dir: pathlib.Path, metrics_port: int, log_level: str) -> None:
+def main(port: int, host: str, data_dir: pathlib.Path, metrics_port: int, unsafe_no_fsync: bool,
+         log_level: str) -> None:
     """Serve LedgerServiceApi from one process over LevelDB."""
     from ledger.stubs.standalone import StandaloneStub
 
     configure_logging(log_level)
     try:
-        stub = StandaloneStub(data_dir)
+        stub = StandaloneStub(data_dir, fsync=not unsafe_no_fsync)
     except Exception as error:  # noqa: BLE001 - e.g. the DB is locked by another process
         raise click.ClickException(f"cannot open data dir {data_dir}: {error}") from None
+    if unsafe_no_fsync:
+        click.echo("ledger-standalone: --unsafe-no-fsync: acknowledged writes can be lost on "
+                   "power loss (benchmarks only)", err=True)
     run_server(stub, host, port, "ledger-standalone", metrics_port)
 
 

@@ -33,7 +33,8 @@ balance_warmup_s = 3.0
 
 
 def open_replicas(
-    config: ClusterConfig, node_id: str, data_dir: pathlib.Path, compaction_entries: int
+    config: ClusterConfig, node_id: str, data_dir: pathlib.Path, compaction_entries: int,
+    fsync: bool = True,
 ) -> dict[int, ShardReplica]:
     node = config.node(node_id)
     replicas: dict[int, ShardReplica] = {}
@@ -53,7 +54,8 @@ def open_replicas(
             partners,
             machine,
             raft_settings(shard_dir=shard_dir, secret=config.raft_secret, snapshots=snapshots,
-                          compaction_entries=compaction_entries, position=position),
+                          compaction_entries=compaction_entries, position=position,
+                          fsync=fsync),
         )
     return replicas
 
@@ -70,8 +72,8 @@ async def _balance_leadership(config: ClusterConfig, node_id: str,
 
 
 async def run_node(config: ClusterConfig, node_id: str, host: str, port: int,
-                   data_dir: pathlib.Path, compaction_entries: int) -> None:
-    replicas = open_replicas(config, node_id, data_dir, compaction_entries)
+                   data_dir: pathlib.Path, compaction_entries: int, fsync: bool = True) -> None:
+    replicas = open_replicas(config, node_id, data_dir, compaction_entries, fsync)
     server = grpc.aio.server()
     add_to_server(NodeService(config, node_id, replicas), server)
     health_servicer = health.aio.HealthServicer()

@@ -37,9 +37,9 @@ from ledger.replication.snapshot import (
     DataLost,
     ShardSnapshots,
     SnapshotStream,
-    fsync_directory,
     stream_idle_s,
 )
+from ledger.storage.durable_files import fsync_directory
 
 __all__ = ["ShardSerializer", "install"]
 

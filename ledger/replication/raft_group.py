@@ -14,6 +14,10 @@ Settings are spelled out in ``raft_settings``:
   chunks. Compaction runs every ``log_compaction_entries`` entries or ``log_bytes_max`` bytes,
   whichever comes first, so the in-RAM log and the journal stay bounded; each shard and replica
   gets its own offset so that compactions spread in time instead of all landing together.
+* journal: ``DurableJournal`` (``durable_journal``): a follower acknowledges AppendEntries and
+  the leader counts its own copy only once the entries are fdatasync'ed, one flush per poll
+  (group commit); term and vote are durable before they are acted on. ``fsync=False``
+  (``--unsafe-no-fsync``) is for benchmarks only.
 * ``password``: Raft messages are pickles; the cluster secret encrypts and authenticates them
   (with AES-GCM-SIV, see ``raft_cipher``).
 
@@ -33,7 +37,8 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
-from ledger.replication import pysyncobj_serializer, raft_cipher
+from ledger.replication import durable_journal, pysyncobj_serializer, raft_cipher
+from ledger.replication.durable_journal import DurableJournal, JournalSpec
 from ledger.replication.fatal import halt_on_apply_failure
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import WRITE_SET_MAGIC, ShardStateMachine
@@ -62,12 +67,15 @@ def raft_settings(
     snapshots: ShardSnapshots,
     compaction_entries: int = log_compaction_entries,
     position: int = 0,
+    fsync: bool = True,
 ) -> SyncObjConf:
-    """``position`` is this node's place among the shard's replicas (spreads compactions)."""
+    """``position`` is this node's place among the shard's replicas (spreads compactions);
+    ``fsync=False`` drops the journal's syncs (benchmarks only: not safe on power loss)."""
     assert compaction_entries > 0
     shard = snapshots.shard
     return SyncObjConf(
-        journalFile=str(shard_dir / "raft.journal"),
+        journalFile=JournalSpec(shard_dir / "raft.wal", fsync=fsync,
+                                legacy_path=shard_dir / "raft.journal"),
         fullDumpFile=str(shard_dir / "raft.dump"),
         serializer=snapshots,  # read by ShardSerializer, see pysyncobj_serializer
         deserializer=snapshots.load,
@@ -109,11 +117,13 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         self.machine = machine
         self._transfer_target: str | None = None
         self._transfer_lock = threading.Lock()
+        self._held_acks: list[tuple[Any, dict[str, Any]]] = []  # until the journal is flushed
         snapshots = settings.serializer
         assert isinstance(snapshots, ShardSnapshots)
         self._snapshots = snapshots
         raft_cipher.install()  # before SyncObj.__init__, which creates the encryptor
         pysyncobj_serializer.install()  # likewise for the serializer
+        durable_journal.install()  # and for the journal
         super().__init__(self_address, partner_addresses, settings)
         snapshots.after_restore = self._postpone_election
         self.addOnTickCallback(self._on_tick)
@@ -142,6 +152,51 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
             next_index = self._SyncObj__raftNextIndex
             if next_index.get(node, keep) < keep:
                 next_index[node] = keep
+
+    @property
+    def _journal(self) -> DurableJournal:
+        journal = self._SyncObj__raftLog
+        assert isinstance(journal, DurableJournal), "configure journalFile=JournalSpec(...)"
+        return journal
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N803 - PySyncObj's name
+        """Group commit: the acknowledgements held during the last poll leave after one flush,
+        and the leader's own entries are durable before it counts them towards a commit."""
+        self._flush_journal()
+        super()._onTick(timeToWait)
+
+    def _checkCommandsToApply(self) -> None:  # noqa: N802
+        """New entries went out to the followers inside; flush the leader's copy meanwhile."""
+        super()._checkCommandsToApply()
+        self._flush_journal()
+
+    def _SyncObj__sendNextNodeIdx(self, node: Any, reset: bool = False,  # noqa: N802
+                                  nextNodeIdx: int | None = None,  # noqa: N803
+                                  success: bool = False) -> None:
+        """A follower's answer to AppendEntries: held until the journal is flushed (order kept)."""
+        if nextNodeIdx is None:
+            nextNodeIdx = self._SyncObj__getCurrentLogIndex() + 1
+        arguments = {"reset": reset, "nextNodeIdx": nextNodeIdx, "success": success}
+        if self._held_acks or self._journal.needs_flush:
+            self._held_acks.append((node, arguments))
+        else:
+            super()._SyncObj__sendNextNodeIdx(node, **arguments)
+
+    def _flush_journal(self) -> None:
+        self._journal.flush()
+        held, self._held_acks = self._held_acks, []
+        for node, arguments in held:
+            super()._SyncObj__sendNextNodeIdx(node, **arguments)
+
+    def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:  # noqa: N802,N803
+        """At start, trim the journal to the compaction marker instead of letting PySyncObj
+        clear it: after a crash between the marker and the journal's truncation, the entries
+        after the marker are only in the journal."""
+        if not clearJournal:
+            raft_data = self._snapshots.marker_raft_data(self._SyncObj__conf.fullDumpFile)
+            if raft_data is not None:
+                self._journal.drop_before(raft_data[1])
+        super()._SyncObj__loadDumpFile(clearJournal)
 
     def _SyncObj__applyLogEntries(self) -> bool:  # noqa: N802
         """Apply committed entries, without PySyncObj's extra AppendEntries round after it.

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import pathlib
 import pickle
 import struct
 import time
@@ -42,14 +40,13 @@ from typing import Any, BinaryIO
 
 from ledger.replication.state_machine import ShardStateMachine
 from ledger.storage.base import APPLIED_KEY, decode_applied
+from ledger.storage.durable_files import write_durably
 
 __all__ = [
     "DataLost",
     "ShardSnapshots",
     "SnapshotError",
     "SnapshotStream",
-    "fsync_directory",
-    "write_durably",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,26 +89,6 @@ class _HashingReader:
             raise SnapshotError("snapshot file is truncated")
         self.digest.update(data)
         return data
-
-
-def fsync_directory(path: pathlib.Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def write_durably(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably (file and directory synced)."""
-    target = pathlib.Path(path)
-    temporary = target.with_name(target.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
-    fsync_directory(target.parent)
 
 
 def _entry_index(raft_data: Any) -> int:
@@ -253,6 +230,14 @@ class ShardSnapshots:
         self._header = header
         self.log_bytes = 0
         return raft_data
+
+    def marker_raft_data(self, path: str) -> Any:
+        """The raft data of the compaction marker at ``path``; None if there is no valid one."""
+        try:
+            magic, header, _ = self._verify(path)
+        except (OSError, SnapshotError):
+            return None
+        return pickle.loads(header) if magic == MARKER_MAGIC else None
 
     def _verify(self, path: str) -> tuple[bytes, bytes, int]:
         """(magic, raw header, applied index) once the whole file's checksum matched."""

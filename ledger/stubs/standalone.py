@@ -3,8 +3,10 @@
 Called only from the server's asyncio event loop, so a shard's commands and reads never run
 concurrently and need no lock. Group commit without waiting: commands submitted during one
 loop iteration are applied together at the end of it, one entry (index ``applied + 1``) and one
-LevelDB WriteBatch per shard, which is what makes the batch rpcs cheap. Reads run at once and
-are trivially linearizable: they see every write that was acknowledged before them.
+LevelDB WriteBatch per shard, which is what makes the batch rpcs cheap. Durable by default: the
+shards written in an iteration are synced (one synced LevelDB write each) before any of its calls
+is answered; ``fsync=False`` (``--unsafe-no-fsync``) skips that, for benchmarks only. Reads run
+at once and are trivially linearizable: they see every write that was acknowledged before them.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def shard_directory(data_dir: pathlib.Path, shard: int) -> pathlib.Path:
 
 
 class StandaloneStub:
-    def __init__(self, data_dir: pathlib.Path) -> None:
+    def __init__(self, data_dir: pathlib.Path, fsync: bool = True) -> None:
+        self._fsync = fsync
         self._machines = [
             ShardStateMachine(LevelDBShardStore(shard_directory(data_dir, shard) / "db"))
             for shard in range(limits.shard_count)
@@ -52,11 +55,16 @@ class StandaloneStub:
 
     def _apply_pending(self) -> None:
         pending, self._pending = self._pending, {}
+        answers: list[tuple[list[_Pending], list[pb.Result]]] = []
         for shard in sorted(pending):
             for chunk in _entries(pending[shard]):
-                self._apply_entry(shard, chunk)
+                answers.append((chunk, self._apply_entry(shard, chunk)))
+            if self._fsync:
+                self._machines[shard].store.sync()  # group commit: before anyone is answered
+        for chunk, results in answers:
+            _answer(chunk, results)
 
-    def _apply_entry(self, shard: int, chunk: list[_Pending]) -> None:
+    def _apply_entry(self, shard: int, chunk: list[_Pending]) -> list[pb.Result]:
         machine = self._machines[shard]
         commands = [command for commands, _ in chunk for command in commands]
         try:
@@ -64,12 +72,7 @@ class StandaloneStub:
             assert results is not None and len(results) == len(commands)
         except BaseException:  # noqa: BLE001 - a bug: stop, never answer from it
             halt_on_apply_failure(shard)
-        start = 0
-        for commands_of_call, future in chunk:
-            end = start + len(commands_of_call)
-            if not future.done():  # the caller may have been cancelled meanwhile
-                future.set_result(results[start:end])
-            start = end
+        return results
 
     async def read(self, shard: int, query: pb.Query, timeout_s: float) -> pb.Result:
         return self._machines[shard].read(query)
@@ -77,6 +80,15 @@ class StandaloneStub:
     async def close(self) -> None:
         for machine in self._machines:
             machine.store.close()
+
+
+def _answer(chunk: list[_Pending], results: list[pb.Result]) -> None:
+    start = 0
+    for commands_of_call, future in chunk:
+        end = start + len(commands_of_call)
+        if not future.done():  # the caller may have been cancelled meanwhile
+            future.set_result(results[start:end])
+        start = end
 
 
 def _entries(calls: list[_Pending]) -> list[list[_Pending]]:
