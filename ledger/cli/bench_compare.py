@@ -4,6 +4,8 @@ Starts ``ledger-standalone`` and then a 3-node cluster with its gateway (each on
 a temporary directory, stopped afterwards), runs ``ledger-dev bench`` as a separate process
 against each with identical options, and prints both figures and the cluster/standalone ratio.
 Both runs share this machine with the bench client, as the README's results table says.
+``--fsync both`` runs each server durable (the default) and with ``--unsafe-no-fsync``, so the
+cost of durability is measured side by side too.
 """
 
 from __future__ import annotations
@@ -75,37 +77,68 @@ def bench_summary(result: dict[str, Any]) -> dict[str, float]:
 @click.option("--batch", type=click.IntRange(0, 1000), default=0, show_default=True)
 @click.option("--rate", type=click.FloatRange(0, 1_000_000), default=0.0, show_default=True,
               help="Offered calls/s (open loop); 0 = closed loop.")
+@click.option("--fsync", "fsync_modes", type=click.Choice(["on", "off", "both"]), default="on",
+              show_default=True,
+              help="on: durable servers (the default); off: --unsafe-no-fsync; both: each way.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_compare_command(concurrency: int, duration: float, warmup: float, accounts: int,
-                          mix: str, batch: int, rate: float, as_json: bool) -> None:
+                          mix: str, batch: int, rate: float, fsync_modes: str,
+                          as_json: bool) -> None:
     """Run the same bench against standalone and cluster; print both and the ratio."""
     options = ["--concurrency", str(concurrency), "--duration", str(duration),
                "--warmup", str(warmup), "--accounts", str(accounts), "--mix", mix,
                "--batch", str(batch), "--rate", str(rate)]
+    fsyncs = {"on": [True], "off": [False], "both": [True, False]}[fsync_modes]
     figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as root:
-        for kind in ("standalone", "cluster"):
-            directory = pathlib.Path(root) / kind
-            directory.mkdir()
-            service = StandaloneService(directory) if kind == "standalone" else ClusterService(directory)
-            click.echo(f"starting {kind} ...", err=True)
-            try:
-                service.start()
-                if isinstance(service, ClusterService):
-                    wait_balanced(service)
-                click.echo(f"benching {kind} ...", err=True)
-                document = run_bench_process(service.address, options, duration + warmup)
-                figures[kind] = bench_summary(document)
-            finally:
-                service.stop()
+        for fsync in fsyncs:
+            for kind in ("standalone", "cluster"):
+                name = kind if fsync else f"{kind}-nofsync"
+                figures[name] = _bench_one(pathlib.Path(root) / name, kind, fsync, options,
+                                           duration + warmup)
     key = "items_per_s" if batch else "ops_per_s"
-    ratio = figures["cluster"][key] / figures["standalone"][key]
+    ratios = {
+        "cluster / standalone": _ratio(figures, "cluster", "standalone", key),
+        "cluster-nofsync / standalone-nofsync": _ratio(figures, "cluster-nofsync",
+                                                       "standalone-nofsync", key),
+        "cluster / cluster-nofsync": _ratio(figures, "cluster", "cluster-nofsync", key),
+        "standalone / standalone-nofsync": _ratio(figures, "standalone", "standalone-nofsync",
+                                                  key),
+    }
+    ratios = {name: value for name, value in ratios.items() if value is not None}
     if as_json:
-        click.echo(json.dumps({"options": options, **figures, "ratio": ratio}))
+        ratio = ratios.get("cluster / standalone",
+                           ratios.get("cluster-nofsync / standalone-nofsync"))
+        click.echo(json.dumps({"options": options, **figures, "ratio": ratio,
+                               "ratios": ratios}))
         return
     click.echo(f"options: {' '.join(options)}")
-    click.echo(f"{'':12} {key:>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for kind, figure in figures.items():
-        click.echo(f"{kind:12} {figure[key]:12.0f} {figure['p50_ms']:8.1f} "
+    click.echo(f"{'':20} {key:>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, figure in figures.items():
+        click.echo(f"{name:20} {figure[key]:12.0f} {figure['p50_ms']:8.1f} "
                    f"{figure['p99_ms']:8.1f} {figure['errors']:7.0f}")
-    click.echo(f"cluster / standalone = {ratio:.2f}")
+    for name, value in ratios.items():
+        click.echo(f"{name} = {value:.2f}")
+
+
+def _bench_one(directory: pathlib.Path, kind: str, fsync: bool, options: list[str],
+               duration_s: float) -> dict[str, float]:
+    directory.mkdir()
+    server_args = [] if fsync else ["--unsafe-no-fsync"]
+    service = (StandaloneService(directory, server_args=server_args) if kind == "standalone"
+               else ClusterService(directory, node_args=server_args))
+    click.echo(f"starting {directory.name} ...", err=True)
+    try:
+        service.start()
+        if isinstance(service, ClusterService):
+            wait_balanced(service)
+        click.echo(f"benching {directory.name} ...", err=True)
+        return bench_summary(run_bench_process(service.address, options, duration_s))
+    finally:
+        service.stop()
+
+
+def _ratio(figures: dict[str, dict[str, float]], over: str, under: str, key: str) -> float | None:
+    if over not in figures or under not in figures:
+        return None
+    return figures[over][key] / figures[under][key]

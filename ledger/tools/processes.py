@@ -142,12 +142,12 @@ class StandaloneService:
 
     kind = "standalone"
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, server_args: Sequence[str] = ()) -> None:
         self.data_dir = root / "standalone-data"
         self.process = ServiceProcess(
             "standalone",
             "ledger.cli.standalone",
-            ["--port", str(free_port()), "--data-dir", str(self.data_dir)],
+            ["--port", str(free_port()), "--data-dir", str(self.data_dir), *server_args],
             root,
         )
 
