@@ -19,6 +19,7 @@ import os
 import pathlib
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,10 @@ class NodeConfig:
     @property
     def grpc_port(self) -> int:
         return int(self.address.rsplit(":", 1)[1])
+
+    @property
+    def grpc_host(self) -> str:
+        return self.address.rsplit(":", 1)[0].strip("[]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,15 +227,24 @@ def generate_config(
     grpc_port_base: int = 7000,
     raft_host: str = "127.0.0.1",
     raft_port_base: int = 17000,
+    hosts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """A fresh config document: new ids and secret, preferred leaders rotated over the nodes."""
+    """A fresh config document: new ids and secret, preferred leaders rotated over the nodes.
+
+    Without ``hosts`` every node is on this machine (ports apart); with ``hosts`` (one address
+    per node, on separate machines) each node's API and Raft ports bind to its own address and
+    all nodes use the same port numbers.
+    """
     assert node_count >= limits.replica_count
+    if hosts is not None:
+        assert len(hosts) == node_count and len(set(hosts)) == node_count
     nodes = [
         {
             "id": f"nd_{secrets.token_hex(4)}",
-            "address": f"{host}:{grpc_port_base + i}",
-            "raftHost": raft_host,
-            "raftPortBase": raft_port_base + 100 * i,
+            "address": (f"{hosts[i]}:{grpc_port_base}" if hosts is not None
+                        else f"{host}:{grpc_port_base + i}"),
+            "raftHost": hosts[i] if hosts is not None else raft_host,
+            "raftPortBase": raft_port_base if hosts is not None else raft_port_base + 100 * i,
         }
         for i in range(node_count)
     ]

@@ -136,3 +136,21 @@ def test_node_with_unknown_id_exits_with_one_line() -> None:
     assert completed.returncode != 0
     assert "unknown node id 'nd_nope'" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_gen_config_for_separate_hosts_binds_each_node_to_its_address(
+        tmp_path: pathlib.Path) -> None:
+    output = tmp_path / "cluster_config.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "ledger.cli.dev", "gen-config", "--output", str(output),
+         "--hosts", "10.0.0.1,10.0.0.2,10.0.0.3"],
+        capture_output=True, text=True, check=False, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    config = load_config(output)
+    assert [(n.grpc_host, n.grpc_port, n.raft_host, n.raft_port_base) for n in config.nodes] == [
+        (f"10.0.0.{i}", 7000, f"10.0.0.{i}", 17000) for i in (1, 2, 3)]
+    refused = subprocess.run(
+        [sys.executable, "-m", "ledger.cli.dev", "gen-config", "--output", str(output),
+         "--hosts", "10.0.0.1,10.0.0.1,10.0.0.3"],
+        capture_output=True, text=True, check=False, timeout=60)
+    assert refused.returncode != 0 and "3 distinct addresses" in refused.stderr

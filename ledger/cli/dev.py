@@ -274,10 +274,17 @@ def procfile_text(document: dict[str, object], config_path: str) -> str:
               default=None, help="Also write a Procfile that matches the new node ids.")
 @click.option("--grpc-port-base", type=click.IntRange(1, 65000), default=7000, show_default=True)
 @click.option("--raft-port-base", type=click.IntRange(1, 65000), default=17000, show_default=True)
+@click.option("--hosts", default=None, metavar="A,B,C",
+              help="One address per node, for nodes on separate machines: each node's API and "
+                   "Raft ports bind to its own address. Default: all on this machine.")
 def gen_config(output: pathlib.Path, procfile: pathlib.Path | None, grpc_port_base: int,
-               raft_port_base: int) -> None:
+               raft_port_base: int, hosts: str | None) -> None:
     """Write a fresh cluster config: 3 nodes, 16 shards, 3 replicas, new ids and secret."""
-    document = generate_config(grpc_port_base=grpc_port_base, raft_port_base=raft_port_base)
+    host_list = None if hosts is None else [h.strip() for h in hosts.split(",") if h.strip()]
+    if host_list is not None and (len(host_list) != 3 or len(set(host_list)) != 3):
+        raise click.BadParameter("give 3 distinct addresses", param_hint="--hosts")
+    document = generate_config(grpc_port_base=grpc_port_base, raft_port_base=raft_port_base,
+                               hosts=host_list)
     output.write_text(json.dumps(document, indent=2) + "\n")
     click.echo(f"wrote {output}")
     if procfile is not None:

@@ -10,7 +10,6 @@ import click
 
 from ledger.cli.logs import configure_logging
 from ledger.cli.options import (
-    host_option,
     log_level_option,
     port_option,
     unsafe_no_fsync_option,
@@ -24,7 +23,9 @@ __all__ = ["main"]
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--node-id", required=True, help="This node's id in the cluster config.")
 @port_option(None, "Node API port (default: the port of this node's address in the config).")
-@host_option
+@click.option("--host", default=None,
+              help="Address to bind the node API to (default: the host of this node's address "
+                   "in the config; its Raft ports always bind to its raftHost).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
               required=True, help="Directory for this node's shard stores and Raft files.")
 @click.option("--cluster-config", type=click.Path(dir_okay=False, path_type=pathlib.Path),
@@ -34,7 +35,7 @@ __all__ = ["main"]
               help="Raft log entries kept before a snapshot truncates the log.")
 @unsafe_no_fsync_option
 @log_level_option
-def main(node_id: str, port: int | None, host: str, data_dir: pathlib.Path,
+def main(node_id: str, port: int | None, host: str | None, data_dir: pathlib.Path,
          cluster_config: pathlib.Path, compaction_entries: int, unsafe_no_fsync: bool,
          log_level: str) -> None:
     """Serve this node's shard replicas."""
@@ -50,7 +51,8 @@ def main(node_id: str, port: int | None, host: str, data_dir: pathlib.Path,
         click.echo(f"ledger-node {node_id}: --unsafe-no-fsync: acknowledged writes can be lost "
                    "on power loss (benchmarks only)", err=True)
     try:
-        asyncio.run(run_node(config, node_id, host, node.grpc_port if port is None else port,
+        asyncio.run(run_node(config, node_id, node.grpc_host if host is None else host,
+                             node.grpc_port if port is None else port,
                              data_dir, compaction_entries, fsync=not unsafe_no_fsync))
     except OSError as error:
         print(f"ledger-node: {error}", file=sys.stderr)

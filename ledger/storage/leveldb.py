@@ -4,11 +4,12 @@ One DB per shard (not one DB with per-shard key ranges) because each shard is it
 with its own applied index, snapshot and restore: a snapshot is the whole DB, a restore replaces
 the whole DB, and no shard's compaction or restore stalls another.
 
-Durability policy (README, Guarantees): writes use ``sync=False``. A committed batch is in the
-OS page cache when ``commit`` returns, so it survives a process crash (SIGKILL) but not a power
-loss; PySyncObj's journal has the same property, and the two must agree. ``sync`` makes
-everything committed so far durable: Raft log compaction calls it before the journal is
-truncated, so a compaction never leaves an entry only in the page cache.
+Durability policy (README, Guarantees): writes use ``sync=False``, and ``sync`` makes everything
+committed so far durable with one synced write. In the cluster the Raft journal is the
+write-ahead log: it is synced before anything is acknowledged, and log compaction calls ``sync``
+before the journal is truncated, so an entry lost from LevelDB by a power loss is replayed from
+the journal. The standalone server has no journal: it calls ``sync`` after each group commit,
+before answering.
 """
 
 from __future__ import annotations
