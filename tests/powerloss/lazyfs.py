@@ -433,10 +433,22 @@ class LazyOperations:
             "f_flag", "f_frsize", "f_namemax")}
 
 
-def serve(backing: str, mountpoint: str, debug: bool = False) -> None:
+def _exit_with_parent(parent: int, mountpoint: str) -> None:
+    """If the process that started us dies (a killed test run), detach the mount and die too,
+    so no daemon or mount outlives it. Unsynced data is lost, as in any crash."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    with contextlib.suppress(OSError):
+        _lazy_unmount(pathlib.Path(mountpoint))
+    os._exit(1)
+
+
+def serve(backing: str, mountpoint: str, debug: bool = False, parent: int | None = None) -> None:
     """Mount and serve in the foreground until unmounted or killed."""
     from fuse import FUSE  # type: ignore[import-untyped]
 
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent, mountpoint), daemon=True).start()
     FUSE(
         LazyOperations(backing),
         mountpoint,
@@ -512,7 +524,7 @@ class LazyFS:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__), str(self.backing),
-                 str(self.mountpoint)],
+                 str(self.mountpoint), "--parent", str(os.getpid())],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
             )
@@ -598,8 +610,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("backing", help="directory holding the durable (fsync'd) data")
     parser.add_argument("mountpoint", help="empty directory to mount on")
     parser.add_argument("--debug", action="store_true", help="libfuse debug output")
+    parser.add_argument("--parent", type=int, metavar="PID",
+                        help="unmount and exit when this process is no longer our parent")
     options = parser.parse_args(argv)
-    serve(options.backing, options.mountpoint, options.debug)
+    serve(options.backing, options.mountpoint, options.debug, options.parent)
 
 
 if __name__ == "__main__":
