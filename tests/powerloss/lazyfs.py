@@ -124,10 +124,6 @@ class PendingFile:
             self.floor = min(self.floor, length)
         self.size = length
 
-    @property
-    def clean(self) -> bool:
-        return not self.pages and self.floor == self.size == os.fstat(self.fd).st_size
-
     def write_back(self) -> None:
         """Put the pending state into the backing file (not yet fsync'd) and forget it."""
         if os.fstat(self.fd).st_size > self.floor:
