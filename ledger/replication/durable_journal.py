@@ -113,7 +113,12 @@ class DurableJournal(pysyncobj.journal.Journal):  # type: ignore[misc]
             write_durably(self._path, MAGIC, sync=self._fsync)
         data = self._path.read_bytes()
         if not data.startswith(MAGIC):
-            raise RuntimeError(f"{self._path}: not a ledger Raft journal")
+            if self._fsync:
+                raise RuntimeError(f"{self._path}: not a ledger Raft journal")
+            log.warning("%s: damaged journal header (written without fsync); starting empty, "
+                        "which is unsafe", self._path)
+            write_durably(self._path, MAGIC, sync=False)
+            data = MAGIC
         self._entries, self._ends, valid_end = _decode(data)
         self._fd = os.open(self._path, os.O_WRONLY)
         if valid_end < len(data):
@@ -129,8 +134,17 @@ class DurableJournal(pysyncobj.journal.Journal):  # type: ignore[misc]
             meta = json.loads(self._meta_path.read_bytes())
         except FileNotFoundError:
             return {}
-        assert isinstance(meta, dict), f"{self._meta_path}: not a journal meta file"
-        return meta
+        except ValueError:
+            meta = None
+        if isinstance(meta, dict):
+            return meta
+        if self._fsync:  # it is replaced atomically and durably: damage is not ours to guess at
+            raise RuntimeError(f"{self._meta_path}: damaged term/vote record; this replica "
+                               "cannot know whom it voted for: wipe its shard directory so that "
+                               "it is restored from its peers")
+        log.warning("%s: damaged term/vote record (written without fsync); starting from term "
+                    "0, which is unsafe", self._meta_path)
+        return {}
 
     # -- group commit ------------------------------------------------------------------------
 

@@ -220,3 +220,18 @@ def test_a_follower_acknowledges_only_after_the_flush(tmp_path: pathlib.Path,
     assert follower.sent == [("leader", 2, True), ("leader", 3, True)]
     follower._SyncObj__sendNextNodeIdx("leader", success=False)  # nothing pending: at once
     assert follower.sent[-1] == ("leader", 3, False)
+
+
+def test_a_damaged_journal_or_term_record_stops_a_durable_replica_not_an_unsafe_one(
+        tmp_path: pathlib.Path) -> None:
+    open_journal(tmp_path).setCurrentTerm(4, "peer")
+    (tmp_path / "raft.wal.meta").write_bytes(b"")  # what a rename without fsync can leave
+    with pytest.raises(RuntimeError, match="wipe its shard directory"):
+        open_journal(tmp_path)
+    unsafe = open_journal(tmp_path, fsync=False)
+    assert unsafe.getCurrentTerm() == 0
+    unsafe.setCurrentTerm(5, None)
+    (tmp_path / "raft.wal").write_bytes(b"")
+    with pytest.raises(RuntimeError, match="not a ledger Raft journal"):
+        open_journal(tmp_path)
+    assert len(open_journal(tmp_path, fsync=False)) == 0
