@@ -58,12 +58,19 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 0.05, what: str 
 
 
 class ServiceProcess:
-    """One child process running a ``ledger.cli`` module."""
+    """One child process running a ``ledger.cli`` module.
 
-    def __init__(self, name: str, module: str, args: Sequence[str], log_dir: pathlib.Path) -> None:
+    ``command_prefix`` runs it through another command that execs it (``ip netns exec NS``: the
+    pid stays the module's, so signals reach it); ``host`` is where it is reached (``address``).
+    """
+
+    def __init__(self, name: str, module: str, args: Sequence[str], log_dir: pathlib.Path, *,
+                 command_prefix: Sequence[str] = (), host: str = "127.0.0.1") -> None:
         self.name = name
         self.module = module
         self.args = list(args)
+        self.command_prefix = list(command_prefix)
+        self.host = host
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -74,7 +81,7 @@ class ServiceProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, *self.args],
+            [*self.command_prefix, sys.executable, "-m", self.module, *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -97,7 +104,7 @@ class ServiceProcess:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
