@@ -121,6 +121,9 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         snapshots = settings.serializer
         assert isinstance(snapshots, ShardSnapshots)
         self._snapshots = snapshots
+        if settings.bindAddress is None:
+            # PySyncObj would listen on 0.0.0.0 (every interface): only on our Raft address.
+            settings.bindAddress = self_address
         raft_cipher.install()  # before SyncObj.__init__, which creates the encryptor
         pysyncobj_serializer.install()  # likewise for the serializer
         durable_journal.install()  # and for the journal

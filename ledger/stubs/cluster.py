@@ -142,6 +142,9 @@ class _ShardQueue:
         deadline_s = max(call.deadline_s for call in batch) - limits.deadline_margin_s
         # Time ran out before any attempt: nothing was sent, but the answer is the deadline.
         failure = _AttemptFailed("deadline passed before the call was sent", outcome_unknown=True)
+        # Once one attempt may have reached a leader, later clean refusals prove nothing: that
+        # entry can still commit after a new leader is elected. Never answer "nothing applied".
+        maybe_applied = False
         # Encoded once: every retry resends the same bytes, so request ids never change.
         prepared = self._encode([payload for call in batch for payload in call.payloads])
         while True:
@@ -153,6 +156,7 @@ class _ShardQueue:
                 results = await self._attempt(address, prepared, remaining_s)
             except _AttemptFailed as error:
                 failure = error
+                maybe_applied = maybe_applied or error.outcome_unknown
                 self._leaders.follow(self._shard, address, error.hint)
             else:
                 if len(results) != sum(len(call.payloads) for call in batch):
@@ -168,10 +172,12 @@ class _ShardQueue:
                 break
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, limits.leader_backoff_ms_max / 1000)
-        error_type = DeadlineExceeded if failure.outcome_unknown else ShardUnavailable
+        unknown = failure.outcome_unknown or maybe_applied
+        error_type = DeadlineExceeded if unknown else ShardUnavailable
+        detail = " (an earlier attempt's outcome is unknown)" if maybe_applied else ""
         for call in batch:
             if not call.future.done():
-                call.future.set_exception(error_type(f"shard {self._shard}: {failure}"))
+                call.future.set_exception(error_type(f"shard {self._shard}: {failure}{detail}"))
 
 
 class _Refused(_AttemptFailed):

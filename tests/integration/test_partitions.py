@@ -505,16 +505,25 @@ def _accounts(address: str) -> list[str]:
     return [a for shard in sorted(found) for a in found[shard]]
 
 
+def _listen_host(socket: str) -> str:
+    """``10.0.0.1:7000`` or ``[::ffff:10.0.0.1]:7000`` (gRPC's IPv4-mapped form) -> 10.0.0.1."""
+    host = socket.rsplit(":", 1)[0].strip("[]")
+    return host.removeprefix("::ffff:")
+
+
 def _check_bindings(topology: Topology, cluster: NetnsCluster) -> None:
-    """Node and gateway gRPC ports listen on their namespace address, never a wildcard."""
+    """Every port (gRPC of nodes and gateways, the 16 Raft ports of a node) listens on its
+    namespace address, never on a wildcard."""
     for host, process in zip([*topology.nodes, *topology.gateways], cluster.processes(),
                              strict=True):
         sockets = [line.split()[3] for line in topology.listening(host.name).splitlines()]
         grpc_sockets = [s for s in sockets if s.endswith(f":{process.port}")]
-        assert grpc_sockets and all(host.address in s for s in grpc_sockets), (host, sockets)
-        raft = sorted({s.rsplit(":", 1)[0] for s in sockets if s not in grpc_sockets})
-        if raft:
-            print(f"{host.name}: gRPC on {grpc_sockets}; other listeners (Raft) bound to {raft}")
+        assert grpc_sockets, (host, sockets)
+        stray = [s for s in sockets if _listen_host(s) != host.address]
+        assert not stray, (host.name, stray)
+        raft = [s for s in sockets if s not in grpc_sockets]
+        assert len(raft) == (16 if host in topology.nodes else 0), (host.name, len(raft), raft)
+        print(f"{host.name}: gRPC on {grpc_sockets}; {len(raft)} Raft ports on {host.address}")
 
 
 # -- the test -------------------------------------------------------------------------------
