@@ -12,7 +12,8 @@ mount point, so ``node_data_dir`` is on it. A recording load (tests/integration/
 then the power goes: SIGKILL of every node and the gateway, then of the lazyfs daemon (all data
 not fsync'd is gone, the dead mount is detached). A fresh lazyfs serves the same backing dir, the
 cluster restarts, and ``resolve_and_check`` checks the history of every account, then the shard
-digests of the three nodes are compared. Timings are printed, never asserted.
+digests of the three nodes are compared. The standalone server gets the same two tests (its
+LevelDBs are synced per group commit). Timings are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from harness import ClusterService
+from harness import ClusterService, StandaloneService
 from integration.load import LoadRecorder, resolve_and_check
 
 from ledger.pb import ledger_api_pb2 as api
@@ -143,10 +144,65 @@ def test_without_fsync_a_power_loss_loses_acknowledged_writes(powered: PoweredCl
     recorder = _load_then_lose_power(powered)
     with pytest.raises(LOSS_SHOWS_AS) as failure:
         _restart_and_check(powered, recorder)
-    error = failure.value
+    print(f"as expected, the loss was detected: {_describe(failure.value)}")
+
+
+def _describe(error: BaseException) -> str:
     if isinstance(error, grpc.RpcError):
-        what = f"{error.code()}: {error.details()}"
-    else:
-        lines = str(error).splitlines() or [""]
-        what = lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else "")
-    print(f"as expected, the loss was detected: {type(error).__name__}: {what}")
+        return f"{error.code()}: {error.details()}"
+    lines = str(error).splitlines() or [""]
+    return f"{type(error).__name__}: " + lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else "")
+
+
+# -- the standalone server: the same promise, one process, no journal ----------------------------
+
+@pytest.fixture
+def powered_standalone(request: pytest.FixtureRequest,
+                       tmp_path: pathlib.Path) -> Iterator[tuple[StandaloneService, LazyFS]]:
+    """``ledger-standalone`` whose data dir is on lazyfs; ``request.param``: extra args."""
+    reason = fuse_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    fs = LazyFS(tmp_path / "backing", tmp_path / "mnt")
+    root = tmp_path / "standalone"
+    root.mkdir()
+    (root / "standalone-data").symlink_to(fs.mountpoint, target_is_directory=True)
+    fs.start()
+    server = StandaloneService(root, server_args=list(getattr(request, "param", [])))
+    try:
+        server.start()
+        yield server, fs
+    except BaseException:
+        print(f"--- standalone ---\n{server.process.tail_log()}\n--- lazyfs ---\n{fs.tail_log()}")
+        raise
+    finally:
+        server.stop()
+        fs.stop()
+
+
+def _standalone_power_cycle(server: StandaloneService, fs: LazyFS) -> None:
+    recorder = LoadRecorder(server.address, _accounts(server.address, accounts_per_test))
+    recorder.start()
+    time.sleep(load_seconds / 2)
+    server.kill9()
+    fs.power_loss()
+    recorder.stop()
+    print(f"\n{len(recorder.acked())} acknowledged of {len(recorder.issued)} issued")
+    assert len(recorder.acked()) > 100, "too little load to prove anything"
+    fs.start()
+    server.start()
+    resolve_and_check(server.address, recorder)
+
+
+def test_power_loss_of_the_standalone_server_loses_no_acknowledged_write(
+        powered_standalone: tuple[StandaloneService, LazyFS]) -> None:
+    _standalone_power_cycle(*powered_standalone)
+
+
+@pytest.mark.parametrize("powered_standalone", [[UNSAFE_FLAG]], indirect=True,
+                         ids=["unsafe-no-fsync"])
+def test_without_fsync_the_standalone_server_loses_acknowledged_writes(
+        powered_standalone: tuple[StandaloneService, LazyFS]) -> None:
+    with pytest.raises(LOSS_SHOWS_AS) as failure:
+        _standalone_power_cycle(*powered_standalone)
+    print(f"as expected, the loss was detected: {_describe(failure.value)}")
