@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import pathlib
@@ -24,11 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger import limits
+from ledger.node import credentials
 
 __all__ = [
+    "DEVELOPMENT_SECRET_SHA256",
     "ClusterConfig",
     "ConfigError",
     "NodeConfig",
+    "NodeTls",
     "ShardConfig",
     "generate_config",
     "load_config",
@@ -38,6 +42,9 @@ __all__ = [
 
 APPLICATION_NAME = "Accounts"
 raft_secret_env = "LEDGER_RAFT_SECRET"
+# SHA-256 of the raftSecret of the committed development config (cluster_config.json): a node
+# refuses to serve a non-loopback address with it unless told --insecure-dev-credentials.
+DEVELOPMENT_SECRET_SHA256 = "52ae105bc30f2dc0528192c69c61298b30a1d47d521dcf934de735b81cd0c4ce"
 raft_secret_chars_min = 16
 
 
@@ -78,11 +85,36 @@ class ShardConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeTls:
+    """The ``nodeTls`` section: the cluster CA and each node's certificate and key (PEM)."""
+
+    ca_cert: str
+    certs: dict[str, tuple[str, str]]  # node id -> (certificate, private key)
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     nodes: tuple[NodeConfig, ...]
     shards: tuple[ShardConfig, ...]
     raft_secret: str
     updated_at_ms: int
+    node_tls: NodeTls
+
+    def node_channel(self, address: str, *, aio: bool = False,
+                     options: Sequence[tuple[str, Any]] = ()) -> Any:
+        """A channel to a node's API: TLS against the cluster CA, the cluster credential."""
+        return credentials.node_channel(address, self.node_tls.ca_cert, self.raft_secret,
+                                        aio=aio, options=options)
+
+    def node_server_credentials(self, node_id: str) -> Any:
+        cert, key = self.node_tls.certs[node_id]
+        return credentials.node_server_credentials(self.node_tls.ca_cert, cert, key)
+
+    @property
+    def uses_development_secret(self) -> bool:
+        """The committed development config's secret: fine on loopback, never on a network."""
+        digest = hashlib.sha256(self.raft_secret.encode()).hexdigest()
+        return digest == DEVELOPMENT_SECRET_SHA256
 
     def node(self, node_id: str) -> NodeConfig:
         for node in self.nodes:
@@ -204,7 +236,27 @@ def parse_config(document: Any, *, environ: dict[str, str] | None = None) -> Clu
              f"config.raftSecret (or ${raft_secret_env}): at least {raft_secret_chars_min} chars")
     updated_at = document.get("updatedAt", "0")
     _require(str(updated_at).isdigit(), "config.updatedAt: expected a number of milliseconds")
-    return ClusterConfig(nodes, shards, secret, int(updated_at))
+    node_tls = _parse_node_tls(document.get("nodeTls"), [n.node_id for n in nodes])
+    return ClusterConfig(nodes, shards, secret, int(updated_at), node_tls)
+
+
+def _parse_node_tls(section: Any, node_ids: list[str]) -> NodeTls:
+    _require(isinstance(section, dict),
+             "config.nodeTls: missing (the node API is served over TLS): generate a config with "
+             "`ledger-dev gen-config`")
+    ca_cert = _field(section, "caCert", str, "config.nodeTls")
+    _require("BEGIN CERTIFICATE" in ca_cert, "config.nodeTls.caCert: expected a PEM certificate")
+    per_node = _field(section, "nodes", dict, "config.nodeTls")
+    certs: dict[str, tuple[str, str]] = {}
+    for node_id in node_ids:
+        where = f"config.nodeTls.nodes.{node_id}"
+        _require(node_id in per_node, f"{where}: missing")
+        cert = _field(per_node[node_id], "cert", str, where)
+        key = _field(per_node[node_id], "key", str, where)
+        _require("BEGIN CERTIFICATE" in cert and "PRIVATE KEY" in key,
+                 f"{where}: expected a PEM certificate and key")
+        certs[node_id] = (cert, key)
+    return NodeTls(ca_cert, certs)
 
 
 def load_config(path: pathlib.Path) -> ClusterConfig:
@@ -258,6 +310,10 @@ def generate_config(
             "upperBound": base64.b64encode(upper).decode(),
             "replicas": [{"id": f"rpl_{secrets.token_hex(4)}", "nodeId": o} for o in owners],
         })
+    node_tls = credentials.generate_node_tls([
+        (node["id"], [str(node["address"]).rsplit(":", 1)[0], str(node["raftHost"])])
+        for node in nodes
+    ])
     document = {
         "applications": [{
             "name": APPLICATION_NAME,
@@ -267,6 +323,7 @@ def generate_config(
         }],
         "nodes": nodes,
         "raftSecret": secrets.token_urlsafe(24),
+        "nodeTls": node_tls,
         "updatedAt": str(time.time_ns() // 1_000_000),
     }
     parse_config(document, environ={})  # a generated config must always validate

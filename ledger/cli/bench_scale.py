@@ -12,7 +12,9 @@ Method (decisions written down here):
   to ``leaders_balanced_timeout_s`` to settle on their preferred nodes, as in ``bench-compare``.
   With ``--gateway`` and ``--cluster-config`` an existing cluster is loaded instead; then node
   RSS and node logs cannot be read from here and are reported as unknown (Raft terms still come
-  from the nodes' Status rpc), and the transactions it already stores are not counted.
+  from the nodes' Status rpc), and the transactions it already stores are not counted. Such a
+  gateway may need ``--tls-ca`` and ``--token`` (as every client, ``ledger.cli.client``); the
+  measurement benches get the same options, the token through their environment.
 * **Stages** (``--stages 0,1M,5M``): before stage N is measured, the ledger is grown until this
   command has *loaded* N transactions in all (earlier stages' loads count). Loading uses
   ``CreateTransactions`` calls of ``load_batch_items`` settled top-ups of ``top_up_amount``,
@@ -73,8 +75,15 @@ import grpc.aio
 from ledger import limits
 from ledger.cli.bench import Progress, item_code_name
 from ledger.cli.bench_compare import bench_summary, run_bench_process, wait_balanced
-from ledger.cli.client import gateway_stub
-from ledger.config import ConfigError, load_config
+from ledger.cli.client import (
+    ClientSecurity,
+    api_stub,
+    client_security_options,
+    gateway_stub,
+    open_aio_channel,
+    unreachable_error,
+)
+from ledger.config import ClusterConfig, ConfigError, load_config
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc, ledger_node_pb2_grpc
 from ledger.pb import ledger_node_pb2 as node_pb
@@ -171,10 +180,11 @@ def count_log_lines(paths: Sequence[pathlib.Path], markers: Sequence[str]) -> di
 class _Target:
     """The gateway under load and what can be observed of its nodes from here."""
 
-    def __init__(self, gateway: str, node_addresses: Sequence[str],
+    def __init__(self, gateway: str, config: ClusterConfig,
                  cluster: ClusterService | None) -> None:
         self.gateway = gateway
-        self.node_addresses = list(node_addresses)
+        self.config = config
+        self.node_addresses = [node.address for node in config.nodes]
         self.cluster = cluster  # None: an existing cluster, no pids and no logs
 
     def rss_mib(self) -> list[float | None] | None:
@@ -188,7 +198,7 @@ class _Target:
         """shard -> the highest Raft term any reachable node reports for it."""
         terms: dict[int, int] = {}
         for address in self.node_addresses:
-            with grpc.insecure_channel(address) as channel:
+            with self.config.node_channel(address) as channel:
                 stub = ledger_node_pb2_grpc.LedgerNodeStub(channel)
                 try:
                     response = stub.Status(node_pb.StatusRequest(), timeout=status_timeout_s)
@@ -406,13 +416,13 @@ class _Loader:
                 "failed_calls": stage_failed_calls, "failed_items": stage_failed_items}
 
 
-def _create_accounts(gateway: str, count: int) -> list[str]:
+def _create_accounts(gateway: str, count: int, security: ClientSecurity) -> list[str]:
     """The load accounts, through seed-accounts' chunked, retried CreateAccounts calls."""
     # Imported here: ledger.cli.dev imports this module to register the command.
     from ledger.cli.dev import seed_accounts_in_chunks, seed_attempts_max
 
     account_ids: list[str] = []
-    with gateway_stub(gateway) as stub:
+    with gateway_stub(gateway, security) as stub:
         outcome = seed_accounts_in_chunks(stub, count, account_ids.extend)
     if outcome.failed:
         raise click.ClickException(
@@ -423,19 +433,20 @@ def _create_accounts(gateway: str, count: int) -> list[str]:
 
 
 async def _open_stub(
-    gateway: str,
+    gateway: str, security: ClientSecurity,
 ) -> tuple[grpc.aio.Channel, ledger_api_pb2_grpc.LedgerServiceApiStub]:
     """An aio channel known to be READY, or a one-line error."""
-    channel = grpc.aio.insecure_channel(gateway)
+    channel = open_aio_channel(gateway, security)
     try:
         await asyncio.wait_for(channel.channel_ready(), connect_timeout_s)
     except TimeoutError:
         await channel.close()
-        raise click.ClickException(f"gateway {gateway} is not reachable") from None
-    return channel, ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
+        raise unreachable_error(gateway, security) from None
+    return channel, api_stub(channel, security)
 
 
-def _measure(gateway: str, duration_s: float, warmup_s: float) -> dict[str, Any]:
+def _measure(gateway: str, duration_s: float, warmup_s: float,
+             security: ClientSecurity) -> dict[str, Any]:
     """The single-call and the batch bench, each in its own ``ledger-dev bench`` process."""
     common = ["--duration", str(duration_s), "--warmup", str(warmup_s)]
     runs = {
@@ -445,7 +456,7 @@ def _measure(gateway: str, duration_s: float, warmup_s: float) -> dict[str, Any]
     figures: dict[str, Any] = {}
     for name, options in runs.items():
         click.echo(f"  bench {name}: {' '.join(options)}", err=True)
-        document = run_bench_process(gateway, options, duration_s + warmup_s)
+        document = run_bench_process(gateway, options, duration_s + warmup_s, security)
         figures[name] = bench_summary(document) | {
             # transactions the run stored and reported: seed top-ups and measured items
             "created": int(document["params"]["accounts"]) + int(document["total"]["items"]),
@@ -463,11 +474,12 @@ class _Params:
     warmup_s: float
 
 
-async def _run(target: _Target, params: _Params, account_ids: Sequence[str]) -> dict[str, Any]:
+async def _run(target: _Target, params: _Params, account_ids: Sequence[str],
+               security: ClientSecurity) -> dict[str, Any]:
     """Grow and measure every stage; returns the JSON document."""
     progress = Progress()
     origin = time.perf_counter()
-    channel, stub = await _open_stub(target.gateway)
+    channel, stub = await _open_stub(target.gateway, security)
     try:
         loader = _Loader(stub, account_ids, params.load_concurrency, params.window_s, target,
                          origin)
@@ -482,7 +494,7 @@ async def _run(target: _Target, params: _Params, account_ids: Sequence[str]) -> 
             stored = loader.loaded + bench_created
             click.echo(f"stage {index}: measuring at {stored:,} stored transactions", err=True)
             figures = await asyncio.to_thread(
-                _measure, target.gateway, params.duration_s, params.warmup_s
+                _measure, target.gateway, params.duration_s, params.warmup_s, security
             )
             after_bench = await _Sample.take(target, origin)
             stage_samples += [after_growth, after_bench]
@@ -627,8 +639,7 @@ def _fresh_cluster(work_dir: pathlib.Path | None) -> Iterator[_Target]:
         try:
             cluster.start()
             wait_balanced(cluster)
-            yield _Target(cluster.address, [node.address for node in cluster.config.nodes],
-                          cluster)
+            yield _Target(cluster.address, cluster.config, cluster)
         finally:
             cluster.stop()
 
@@ -640,7 +651,7 @@ def _existing_cluster(gateway: str, config_path: pathlib.Path) -> Iterator[_Targ
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     click.echo("existing cluster: node RSS and node logs cannot be read from here", err=True)
-    yield _Target(gateway, [node.address for node in config.nodes], None)
+    yield _Target(gateway, config, None)
 
 
 @click.command("bench-scale", context_settings={"help_option_names": ["-h", "--help"]})
@@ -663,15 +674,21 @@ def _existing_cluster(gateway: str, config_path: pathlib.Path) -> Iterator[_Targ
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
               default=None, help="Run the fresh cluster here and keep it (data and logs).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@client_security_options
 def bench_scale_command(stages: list[int], accounts: int, load_concurrency: int, window: float,
                         duration: float, warmup: float, gateway: str | None,
                         cluster_config: pathlib.Path | None, work_dir: pathlib.Path | None,
-                        as_json: bool) -> None:
+                        as_json: bool, security: ClientSecurity) -> None:
     """Grow the ledger stage by stage; bench at each stage and watch the growth windows."""
     if (gateway is None) != (cluster_config is None):
         raise click.UsageError("--gateway and --cluster-config go together")
     if gateway is not None and work_dir is not None:
         raise click.UsageError("--work-dir is for a fresh cluster, not with --gateway")
+    if gateway is None:
+        if security.tls:
+            raise click.UsageError("--tls-ca/--tls-cert/--tls-key are for --gateway: the fresh "
+                                   "cluster's gateway is plaintext")
+        security = ClientSecurity()  # and open: a token (e.g. $LEDGER_TOKEN) is not sent
     params = _Params(stages=stages, accounts=accounts, load_concurrency=load_concurrency,
                      window_s=window, duration_s=duration, warmup_s=warmup)
     if gateway is not None and cluster_config is not None:
@@ -682,8 +699,8 @@ def bench_scale_command(stages: list[int], accounts: int, load_concurrency: int,
         described = "fresh 3-node cluster + gateway"
     with context as target:
         click.echo(f"creating {accounts:,} load accounts", err=True)
-        account_ids = _create_accounts(target.gateway, accounts)
-        result = asyncio.run(_run(target, params, account_ids))
+        account_ids = _create_accounts(target.gateway, accounts, security)
+        result = asyncio.run(_run(target, params, account_ids, security))
     document = {
         "target": described,
         "params": dataclasses.asdict(params) | {"gateway": gateway},

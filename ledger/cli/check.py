@@ -28,7 +28,7 @@ check_retry_pause_s = 1.0
 def _statuses(config: ClusterConfig) -> dict[str, node_pb.StatusResponse | None]:
     statuses: dict[str, node_pb.StatusResponse | None] = {}
     for node in config.nodes:
-        with grpc.insecure_channel(node.address) as channel:
+        with config.node_channel(node.address) as channel:
             stub = ledger_node_pb2_grpc.LedgerNodeStub(channel)
             try:
                 statuses[node.node_id] = stub.Status(

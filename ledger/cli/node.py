@@ -15,6 +15,7 @@ from ledger.cli.options import (
     unsafe_no_fsync_option,
 )
 from ledger.config import ConfigError, load_config
+from ledger.serving import is_loopback
 from ledger.replication.raft_group import log_compaction_entries
 
 __all__ = ["main"]
@@ -34,10 +35,13 @@ __all__ = ["main"]
               default=log_compaction_entries, show_default=True,
               help="Raft log entries kept before a snapshot truncates the log.")
 @unsafe_no_fsync_option
+@click.option("--insecure-dev-credentials", is_flag=True, default=False,
+              help="Serve a non-loopback address with the committed development secret and "
+                   "certificates (anyone with the repository could join or call the cluster).")
 @log_level_option
 def main(node_id: str, port: int | None, host: str | None, data_dir: pathlib.Path,
          cluster_config: pathlib.Path, compaction_entries: int, unsafe_no_fsync: bool,
-         log_level: str) -> None:
+         insecure_dev_credentials: bool, log_level: str) -> None:
     """Serve this node's shard replicas."""
     from ledger.node.process import run_node
 
@@ -47,11 +51,18 @@ def main(node_id: str, port: int | None, host: str | None, data_dir: pathlib.Pat
         node = config.node(node_id)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    host = node.grpc_host if host is None else host
+    exposed = [address for address in (host, node.raft_host) if not is_loopback(address)]
+    if config.uses_development_secret and exposed and not insecure_dev_credentials:
+        raise click.ClickException(
+            f"refusing to serve {', '.join(exposed)} with the committed development secret and "
+            "certificates: generate your own with `ledger-dev gen-config` (or pass "
+            "--insecure-dev-credentials)")
     if unsafe_no_fsync:
         click.echo(f"ledger-node {node_id}: --unsafe-no-fsync: acknowledged writes can be lost "
                    "on power loss (benchmarks only)", err=True)
     try:
-        asyncio.run(run_node(config, node_id, node.grpc_host if host is None else host,
+        asyncio.run(run_node(config, node_id, host,
                              node.grpc_port if port is None else port,
                              data_dir, compaction_entries, fsync=not unsafe_no_fsync))
     except OSError as error:

@@ -17,11 +17,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ledger.config import ClusterConfig
+from ledger.node.credentials import NodeAuthInterceptor
 from ledger.node.service import NodeService, add_to_server
 from ledger.replication.raft_group import ShardReplica, raft_settings
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import ShardStateMachine
-from ledger.serving import bind_insecure_port, wait_for_stop_signal
+from ledger.serving import bind_port, wait_for_stop_signal
 from ledger.storage import LevelDBShardStore
 
 __all__ = ["open_replicas", "run_node"]
@@ -74,11 +75,12 @@ async def _balance_leadership(config: ClusterConfig, node_id: str,
 async def run_node(config: ClusterConfig, node_id: str, host: str, port: int,
                    data_dir: pathlib.Path, compaction_entries: int, fsync: bool = True) -> None:
     replicas = open_replicas(config, node_id, data_dir, compaction_entries, fsync)
-    server = grpc.aio.server()
+    # TLS with this node's certificate; every call but health needs the cluster credential.
+    server = grpc.aio.server(interceptors=[NodeAuthInterceptor(config.raft_secret)])
     add_to_server(NodeService(config, node_id, replicas), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound_port = bind_insecure_port(server, host, port)
+    bound_port = bind_port(server, host, port, config.node_server_credentials(node_id))
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     print(f"ledger-node {node_id} listening on {host}:{bound_port}", flush=True)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ledger.config import ClusterConfig
 from ledger.node.read_barrier import BarrierFailed, ReadBarrier
@@ -111,7 +112,9 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
                             timeout_s: float) -> node_pb.ShardOutcome:
         refusal = self._check_leader(shard)
         if refusal is not None:
-            self._executors[shard].reset()  # a view from an earlier leadership is not trusted
+            executor = self._executors.get(shard)  # None: not a shard of ours (or not a shard)
+            if executor is not None:
+                executor.reset()  # a view from an earlier leadership is not trusted
             return refusal
         if self._inflight[shard] >= inflight_entries_max:
             return self._refuse(shard, node_pb.REFUSAL_OVERLOADED, "too many entries in flight")
@@ -206,5 +209,33 @@ def _resolve(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) ->
         future.set_result(value)
 
 
+_METHODS: dict[str, tuple[type[Any], type[Any]]] = {
+    "Submit": (node_pb.SubmitRequest, node_pb.SubmitResponse),
+    "Read": (node_pb.ReadRequest, node_pb.ReadResponse),
+    "Status": (node_pb.StatusRequest, node_pb.StatusResponse),
+}
+
+
 def add_to_server(service: NodeService, server: grpc.aio.Server) -> None:
-    ledger_node_pb2_grpc.add_LedgerNodeServicer_to_server(service, server)
+    """The generated servicer's methods, but requests are parsed here: a frame that is not the
+    request message is INVALID_ARGUMENT (grpc would answer UNKNOWN for a parse error)."""
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            _parsing(getattr(service, name), request_type),
+            response_serializer=response_type.SerializeToString)
+        for name, (request_type, response_type) in _METHODS.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        node_pb.DESCRIPTOR.services_by_name["LedgerNode"].full_name, handlers),))
+
+
+def _parsing(method: Any, request_type: type[Any]) -> Any:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            request = request_type.FromString(raw)
+        except DecodeError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"not a {request_type.DESCRIPTOR.full_name} message")
+        return await method(request, context)
+
+    return handle

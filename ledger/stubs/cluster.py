@@ -70,7 +70,7 @@ class _Leaders:
     def stub(self, address: str) -> ledger_node_pb2_grpc.LedgerNodeStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address)
+            channel = self._config.node_channel(address, aio=True)
             self._channels[address] = channel
         return ledger_node_pb2_grpc.LedgerNodeStub(channel)
 

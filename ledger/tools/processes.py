@@ -200,7 +200,8 @@ class ClusterService:
 
     kind = "cluster"
 
-    def __init__(self, root: pathlib.Path, node_args: Sequence[str] = ()) -> None:
+    def __init__(self, root: pathlib.Path, node_args: Sequence[str] = (),
+                 gateway_args: Sequence[str] = ()) -> None:
         import json
 
         from ledger.config import generate_config, parse_config
@@ -232,7 +233,8 @@ class ClusterService:
         self.gateway = ServiceProcess(
             "gateway",
             "ledger.cli.gateway",
-            ["--port", str(free_port()), "--cluster-config", str(self.config_path)],
+            ["--port", str(free_port()), "--cluster-config", str(self.config_path),
+             *gateway_args],
             root,
         )
 
@@ -263,11 +265,9 @@ class ClusterService:
     # -- observation through the node API --------------------------------------------------
 
     def status(self, position: int, include_digest: bool = False, timeout_s: float = 5.0):  # type: ignore[no-untyped-def]
-        import grpc
-
         from ledger.pb import ledger_node_pb2, ledger_node_pb2_grpc
 
-        with grpc.insecure_channel(self.config.nodes[position].address) as channel:
+        with self.config.node_channel(self.config.nodes[position].address) as channel:
             stub = ledger_node_pb2_grpc.LedgerNodeStub(channel)
             request = ledger_node_pb2.StatusRequest(include_digest=include_digest)
             return stub.Status(request, timeout=timeout_s)

@@ -363,11 +363,10 @@ class NetnsCluster(ClusterService):
                  node_args: Sequence[str] = ()) -> None:
         self.root = root
         self.topology = topology
-        document: dict[str, Any] = generate_config(node_count=len(topology.nodes))
-        for node, host in zip(document["nodes"], topology.nodes, strict=True):
-            node["address"] = f"{host.address}:{node_grpc_port}"
-            node["raftHost"] = host.address
-            node["raftPortBase"] = node_raft_port_base
+        # One address per node: the node certificates name those addresses.
+        document: dict[str, Any] = generate_config(
+            node_count=len(topology.nodes), hosts=[host.address for host in topology.nodes],
+            grpc_port_base=node_grpc_port, raft_port_base=node_raft_port_base)
         self.config_path = root / "cluster_config.json"
         self.config_path.write_text(json.dumps(document, indent=2))
         self.config = parse_config(document, environ={})

@@ -21,6 +21,7 @@ from harness import ClusterService, wait_until
 
 from integration.load import LoadRecorder, resolve_and_check
 from ledger import ids
+from ledger.config import ClusterConfig
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc, ledger_node_pb2_grpc
 from ledger.pb import ledger_internal_pb2 as pb
@@ -133,8 +134,9 @@ def test_kill_all_nodes_and_restart_changes_nothing(cluster: ClusterService) -> 
         assert again == history
 
 
-def _direct_read(address: str, shard: int, account_id: int) -> node_pb.ReadResponse | None:
-    with grpc.insecure_channel(address) as channel:
+def _direct_read(config: ClusterConfig, address: str, shard: int,
+                 account_id: int) -> node_pb.ReadResponse | None:
+    with config.node_channel(address) as channel:
         stub = ledger_node_pb2_grpc.LedgerNodeStub(channel)
         request = node_pb.ReadRequest(
             shard=shard,
@@ -171,7 +173,7 @@ def test_paused_leader_serves_no_stale_read(cluster: ClusterService) -> None:
     answers = 0
     deadline = time.monotonic() + 3.0
     while time.monotonic() < deadline:
-        response = _direct_read(old_address, shard, numeric_id)
+        response = _direct_read(cluster.config, old_address, shard, numeric_id)
         if response is not None and response.outcome.refusal == node_pb.REFUSAL_NONE:
             answers += 1
             assert response.outcome.results[0].account.settled_balance == 12

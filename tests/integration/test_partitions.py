@@ -47,6 +47,7 @@ from harness import wait_until
 from integration.load import Issued, list_all, resolve_and_check
 from integration.netns import NetnsCluster, Topology, node_raft_port_base, requirements_missing
 from ledger import ids
+from ledger.config import ClusterConfig
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc, ledger_node_pb2_grpc
 from ledger.pb import ledger_internal_pb2 as pb
@@ -286,8 +287,9 @@ class IsolatedReader:
     root namespace, which still reaches it). A read started after the cut must be refused or,
     if answered, must not be stale."""
 
-    def __init__(self, load: Load, account_ids: list[str]) -> None:
+    def __init__(self, load: Load, account_ids: list[str], config: ClusterConfig) -> None:
         self.load = load
+        self.config = config
         self.by_shard: dict[int, list[str]] = {}
         for account_id in account_ids:
             self.by_shard.setdefault(_shard_of(account_id), []).append(account_id)
@@ -310,7 +312,7 @@ class IsolatedReader:
 
     def _run(self, address: str, shards: list[int]) -> None:
         rng = random.Random(address)
-        with grpc.insecure_channel(address) as channel:
+        with self.config.node_channel(address) as channel:
             stub = ledger_node_pb2_grpc.LedgerNodeStub(channel)
             while not self._stop.is_set() and shards:
                 shard = rng.choice(shards)
@@ -537,7 +539,7 @@ def test_partition_nemesis(topology: Topology, cluster: NetnsCluster) -> None:
                 for host, process in zip(topology.gateways, cluster.gateways, strict=True)}
     accounts = _accounts(cluster.gateways[0].address)
     load = Load(gateways, accounts)
-    isolated_reader = IsolatedReader(load, accounts)
+    isolated_reader = IsolatedReader(load, accounts, cluster.config)
     nemesis = Nemesis(cluster, topology, load, isolated_reader)
     load.start()
     try:
