@@ -22,6 +22,7 @@ from harness import run_dev
 
 from ledger.cli.bench import Progress
 from ledger.cli.bench_scale import _Loader, _Target, count_log_lines, parse_stages
+from ledger.config import generate_config, parse_config
 from ledger.pb import ledger_api_pb2 as api
 
 scale_timeout_s = 180  # ~25 s on the 2-vCPU reference machine; generous for slow CI
@@ -75,7 +76,7 @@ class _FakeStub:
 
 
 def _loader(stub: Any) -> _Loader:
-    target = _Target("unused", [], None)
+    target = _Target("unused", parse_config(generate_config(), environ={}), None)
     target.shard_terms = dict  # type: ignore[method-assign]  # no nodes to ask
     return _Loader(stub, [f"{n:016x}" for n in range(7)], concurrency=3, window_s=60.0,
                    target=target, origin_s=0.0)
