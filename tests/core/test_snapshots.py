@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import pickle
 from typing import Any
 
 import pytest
@@ -99,6 +100,37 @@ def test_compaction_writes_a_small_marker_and_loads_back(tmp_path: pathlib.Path)
     raft_data = replica.serializer.deserialize()
     assert raft_data == (None, raft_entry(7, 1), raft_entry(6, 1), {"cluster"})
     replica.store.close()
+
+
+class _Exploit:
+    """A pickle that runs code when loaded: what a tampered snapshot header could carry."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.mkdir, (EXPLOITED,))
+
+
+EXPLOITED = str(pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"ledger-exploit-{os.getpid()}")
+
+
+@pytest.mark.parametrize("tamper", ["header", "checksum"])
+def test_a_tampered_marker_is_refused_before_anything_is_unpickled(tmp_path: pathlib.Path,
+                                                                   tamper: str) -> None:
+    replica = Replica(tmp_path)
+    replica.apply_accounts(1, 10, index=2)
+    replica.compact(2)
+    data = pathlib.Path(replica.dump_path).read_bytes()
+    if tamper == "header":  # the attacker's pickle, the old checksum
+        header = pickle.dumps(_Exploit())
+        body = (snapshot.MARKER_MAGIC + len(header).to_bytes(4, "big") + header
+                + (2).to_bytes(8, "big"))
+        data = body + data[-32:]
+    else:  # one flipped bit anywhere
+        data = data[:20] + bytes([data[20] ^ 1]) + data[21:]
+    pathlib.Path(replica.dump_path).write_bytes(data)
+    with pytest.raises(SnapshotError, match="checksum"):
+        replica.snapshots.load(replica.dump_path)
+    assert not os.path.exists(EXPLOITED)
+    assert replica.snapshots.marker_raft_data(replica.dump_path) is None
 
 
 def test_a_marker_ahead_of_the_data_is_data_loss(tmp_path: pathlib.Path) -> None:
