@@ -43,7 +43,9 @@ Method (decisions written down here):
   percentiles are nearest-rank.
 * **Channels.** ``--channels`` separate ``grpc.aio`` channels, calls spread round-robin. Each
   channel uses a local subchannel pool, otherwise gRPC would share one TCP connection between
-  channels to the same target and the flag would change nothing.
+  channels to the same target and the flag would change nothing. Channels are built by
+  ``ledger.cli.client`` like every client's: ``--tls-ca`` (TLS), ``--tls-cert/--tls-key``
+  (mTLS), ``--token`` / ``$LEDGER_TOKEN`` (bearer token on every call).
 * Every call has a deadline of ``call_timeout_s``. A gateway that cannot be reached ends the
   command with one line and a non-zero exit, no traceback. Errors during the run do not change
   the exit status: they are part of the result. Ctrl-C aborts without a result (click's
@@ -71,6 +73,13 @@ import grpc
 import grpc.aio
 
 from ledger import limits
+from ledger.cli.client import (
+    ClientSecurity,
+    api_stub,
+    client_security_options,
+    open_aio_channel,
+    unreachable_error,
+)
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 
@@ -175,6 +184,8 @@ class BenchConfig:
     batch: int = 0
     seed: int = 1
     rate: float = 0.0  # calls/s offered; 0 = closed loop
+    tls: bool = False    # what the channels used (set from the client options; the token itself
+    token: bool = False  # is never part of the config or its JSON)
 
     def as_json(self) -> dict[str, Any]:
         document = dataclasses.asdict(self)
@@ -302,8 +313,9 @@ class _Items:
 class _Bench:
     """One run: channels, accounts, pending ids, the workers and what they record."""
 
-    def __init__(self, config: BenchConfig) -> None:
+    def __init__(self, config: BenchConfig, security: ClientSecurity | None = None) -> None:
         self.config = config
+        self.security = security
         self.rng = random.Random(config.seed)
         self.kinds = [kind for kind in OP_KINDS if config.mix.get(kind, 0) > 0]
         self.weights = [config.mix[kind] for kind in self.kinds]
@@ -333,10 +345,10 @@ class _Bench:
         # A local subchannel pool gives each channel its own connection (see module docstring).
         options = [("grpc.use_local_subchannel_pool", 1)]
         for _ in range(self.config.channels):
-            channel = grpc.aio.insecure_channel(self.config.gateway, options=options)
+            channel = open_aio_channel(self.config.gateway, self.security, options=options)
             self.channels.append(channel)
-            self.stubs.append(ledger_api_pb2_grpc.LedgerServiceApiStub(channel))
-        await _wait_ready(self.channels[0], self.config.gateway)
+            self.stubs.append(api_stub(channel, self.security))
+        await _wait_ready(self.channels[0], self.config.gateway, self.security)
 
     async def close(self) -> None:
         for channel in self.channels:
@@ -578,9 +590,10 @@ class _Bench:
         )
 
 
-async def _wait_ready(channel: grpc.aio.Channel, address: str) -> None:
+async def _wait_ready(channel: grpc.aio.Channel, address: str,
+                      security: ClientSecurity | None = None) -> None:
     """Wait for READY; a refused connection fails at once, anything else after connect_timeout_s."""
-    unreachable = click.ClickException(f"gateway {address} is not reachable")
+    unreachable = unreachable_error(address, security)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + connect_timeout_s
     state = channel.get_state(try_to_connect=True)
@@ -597,9 +610,9 @@ async def _wait_ready(channel: grpc.aio.Channel, address: str) -> None:
         state = channel.get_state(try_to_connect=True)
 
 
-async def run_bench(config: BenchConfig) -> BenchResult:
+async def run_bench(config: BenchConfig, security: ClientSecurity | None = None) -> BenchResult:
     """Connect, set up the accounts, run warmup and the measured window; always close channels."""
-    bench = _Bench(config)
+    bench = _Bench(config, security)
     try:
         await bench.connect()
         click.echo(f"creating and seeding {config.accounts} accounts", err=True)
@@ -626,7 +639,8 @@ def format_table(document: dict[str, Any]) -> str:
     lines = [
         "bench: gateway={gateway} concurrency={concurrency} duration={duration_s}s "
         "warmup={warmup_s}s accounts={accounts} channels={channels} batch={batch} "
-        "seed={seed} rate={rate}".format(**params),
+        "seed={seed} rate={rate}".format(**params)
+        + f" tls={params.get('tls', False)} token={params.get('token', False)}",
         "mix: " + ",".join(f"{kind}={weight}" for kind, weight in params["mix"].items()),
         f"measured {document['elapsed_s']:.2f}s, client CPU {document['client_cpu_s']:.2f}s",
         "",
@@ -680,15 +694,17 @@ def format_table(document: dict[str, Any]) -> str:
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the op choice RNG.")
 @click.option("--rate", type=click.FloatRange(0, rate_max), default=0.0, show_default=True,
               help="Offered calls/s (open loop, latency from the scheduled start); 0 = closed loop.")
+@client_security_options
 def bench_command(gateway: str, concurrency: int, duration: float, warmup: float, accounts: int,
                   mix: dict[str, int], channels: int, batch: int, as_json: bool,
-                  seed: int, rate: float) -> None:
+                  seed: int, rate: float, security: ClientSecurity) -> None:
     """Load the gateway with a mix of calls and print throughput and latency percentiles."""
     config = BenchConfig(
         gateway=gateway, concurrency=concurrency, duration_s=duration, warmup_s=warmup,
         accounts=accounts, mix=mix, channels=channels, batch=batch, seed=seed, rate=rate,
+        tls=security.tls, token=security.token is not None,
     )
-    result = asyncio.run(run_bench(config))
+    result = asyncio.run(run_bench(config, security))
     document = result.as_json()
     if as_json:
         click.echo(json.dumps(document))

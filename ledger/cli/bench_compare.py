@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from ledger.cli.client import ClientSecurity
 from ledger.tools.processes import ClusterService, StandaloneService, wait_until
 
 __all__ = ["bench_compare_command", "bench_summary", "run_bench_process", "wait_balanced"]
@@ -27,14 +28,17 @@ bench_timeout_margin_s = 120.0
 leaders_balanced_timeout_s = 30.0
 
 
-def run_bench_process(address: str, options: list[str], duration_s: float) -> dict[str, Any]:
+def run_bench_process(address: str, options: list[str], duration_s: float,
+                      security: ClientSecurity | None = None) -> dict[str, Any]:
     """``ledger-dev bench --json`` in its own process (its event loop and CPU are not ours).
 
     ``duration_s`` is warmup + measured time; setup and drain get ``bench_timeout_margin_s``.
+    ``security``: the child's TLS options, and its token through the environment.
     """
+    security = security or ClientSecurity()
     command = [sys.executable, "-m", "ledger.cli.dev", "bench", "--gateway", address, "--json",
-               *options]
-    completed = subprocess.run(command, capture_output=True, text=True,
+               *security.child_args(), *options]
+    completed = subprocess.run(command, capture_output=True, text=True, env=security.child_env(),
                                timeout=duration_s + bench_timeout_margin_s, check=False)
     if completed.returncode != 0:
         raise click.ClickException(f"bench failed: {completed.stderr.strip().splitlines()[-1:]}")

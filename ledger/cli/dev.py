@@ -41,13 +41,20 @@ from ledger.cli.bench_apply import bench_apply_command
 from ledger.cli.bench_compare import bench_compare_command
 from ledger.cli.bench_scale import bench_scale_command
 from ledger.cli.check import check_command
-from ledger.cli.client import call_timeout_s, gateway_stub
+from ledger.cli.client import (
+    ClientSecurity,
+    call_timeout_s,
+    client_security_options,
+    gateway_stub,
+)
 from ledger.config import generate_config
+from ledger.gateway.auth import SCOPES, append_token, new_token
 from ledger.pb import ledger_api_pb2 as api
 
 __all__ = ["SeedOutcome", "main", "seed_accounts_in_chunks"]
 
 GATEWAY_DEFAULT = "localhost:8000"
+TOKENS_FILE_DEFAULT = "ledger_tokens.txt"
 seed_count_max = 1_000_000
 seed_chunk_size = limits.batch_items_max  # accounts per CreateAccounts call
 seed_calls_in_flight = 4                  # chunk calls on the wire at once
@@ -180,10 +187,11 @@ class _NoBar:
 @click.option("--gateway", default=GATEWAY_DEFAULT, show_default=True)
 @click.option("--quiet", is_flag=True,
               help="Print only 'created N accounts' at the end, not one line per account.")
-def seed_accounts(count: int, gateway: str, quiet: bool) -> None:
+@client_security_options
+def seed_accounts(count: int, gateway: str, quiet: bool, security: ClientSecurity) -> None:
     """Create COUNT accounts and print 'created account <id>' for each (in batches)."""
     show_bar = sys.stderr.isatty() and (quiet or not sys.stdout.isatty())
-    with gateway_stub(gateway) as stub, contextlib.ExitStack() as stack:
+    with gateway_stub(gateway, security) as stub, contextlib.ExitStack() as stack:
         progress: Any = _NoBar()
         if show_bar:
             progress = stack.enter_context(
@@ -208,13 +216,14 @@ def seed_accounts(count: int, gateway: str, quiet: bool) -> None:
 @main.command("scenario-1")
 @click.option("--account-id", required=True, help="16 lowercase hex chars.")
 @click.option("--gateway", default=GATEWAY_DEFAULT, show_default=True)
-def scenario_1(account_id: str, gateway: str) -> None:
+@client_security_options
+def scenario_1(account_id: str, gateway: str, security: ClientSecurity) -> None:
     """The reference scenario: top-up, pending purchase, settle, insufficient funds."""
     try:
         ids.parse_account_id(account_id)
     except ids.InvalidId:
         raise click.ClickException(f"invalid account id {account_id!r}") from None
-    with gateway_stub(gateway) as stub:
+    with gateway_stub(gateway, security) as stub:
         click.echo(f"account id: {account_id}")
 
         def show_balance() -> None:
@@ -290,6 +299,26 @@ def gen_config(output: pathlib.Path, procfile: pathlib.Path | None, grpc_port_ba
     if procfile is not None:
         procfile.write_text(procfile_text(document, str(output)))
         click.echo(f"wrote {procfile}")
+
+
+@main.command("gen-token")
+@click.option("--scope", type=click.Choice(list(SCOPES)), required=True,
+              help="read: Get*/List* rpcs and reflection; write: every rpc.")
+@click.option("--name", required=True, help="Who holds it (unique in the file; A-Z a-z 0-9 . _ @ -).")
+@click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              default=pathlib.Path(TOKENS_FILE_DEFAULT), show_default=True,
+              help="Appended to (created with mode 0600 if missing); pass it to the servers' "
+                   "--tokens-file.")
+def gen_token(scope: str, name: str, tokens_file: pathlib.Path) -> None:
+    """Print a new random API token once and append its SHA-256 to the tokens file."""
+    token = new_token()
+    try:
+        append_token(tokens_file, token, scope, name)
+    except (ValueError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(token)
+    click.echo(f"appended the hash of {scope} token {name!r} to {tokens_file}; the token is "
+               "shown only this once; servers read the file at start", err=True)
 
 
 main.add_command(bench_command)

@@ -12,8 +12,10 @@ from ledger.cli.options import (
     log_level_option,
     metrics_port_option,
     port_option,
+    server_security_options,
 )
 from ledger.config import ConfigError, load_config
+from ledger.gateway.auth import ServerSecurity
 from ledger.gateway.server import run_server
 
 __all__ = ["main"]
@@ -25,9 +27,10 @@ __all__ = ["main"]
 @click.option("--cluster-config", type=click.Path(dir_okay=False, path_type=pathlib.Path),
               default=pathlib.Path("cluster_config.json"), show_default=True)
 @metrics_port_option
+@server_security_options
 @log_level_option
 def main(port: int, host: str, cluster_config: pathlib.Path, metrics_port: int,
-         log_level: str) -> None:
+         log_level: str, security: ServerSecurity) -> None:
     """Route LedgerServiceApi calls to the shard leaders of a cluster."""
     from ledger.stubs.cluster import ClusterStub
 
@@ -36,7 +39,7 @@ def main(port: int, host: str, cluster_config: pathlib.Path, metrics_port: int,
         config = load_config(cluster_config)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
-    run_server(ClusterStub(config), host, port, "ledger-gateway", metrics_port)
+    run_server(ClusterStub(config), host, port, "ledger-gateway", metrics_port, security)
 
 
 if __name__ == "__main__":

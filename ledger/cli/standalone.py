@@ -12,8 +12,10 @@ from ledger.cli.options import (
     log_level_option,
     metrics_port_option,
     port_option,
+    server_security_options,
     unsafe_no_fsync_option,
 )
+from ledger.gateway.auth import ServerSecurity
 from ledger.gateway.server import run_server
 
 __all__ = ["main"]
@@ -26,9 +28,10 @@ __all__ = ["main"]
               required=True, help="Directory for the 16 shard LevelDBs (created if missing).")
 @metrics_port_option
 @unsafe_no_fsync_option
+@server_security_options
 @log_level_option
 def main(port: int, host: str, data_dir: pathlib.Path, metrics_port: int, unsafe_no_fsync: bool,
-         log_level: str) -> None:
+         log_level: str, security: ServerSecurity) -> None:
     """Serve LedgerServiceApi from one process over LevelDB."""
     from ledger.stubs.standalone import StandaloneStub
 
@@ -40,7 +43,7 @@ def main(port: int, host: str, data_dir: pathlib.Path, metrics_port: int, unsafe
     if unsafe_no_fsync:
         click.echo("ledger-standalone: --unsafe-no-fsync: acknowledged writes can be lost on "
                    "power loss (benchmarks only)", err=True)
-    run_server(stub, host, port, "ledger-standalone", metrics_port)
+    run_server(stub, host, port, "ledger-standalone", metrics_port, security)
 
 
 if __name__ == "__main__":

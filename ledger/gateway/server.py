@@ -1,9 +1,12 @@
 """Build and run the public grpc.aio server: LedgerServiceApi, grpc.health.v1, reflection.
 
 Shared by ``ledger-standalone`` and ``ledger-gateway``; they differ only in the stub. Prints one
+line saying how it serves (plaintext or TLS, tokens or none, who can connect), then one
 ``listening on HOST:PORT`` line once serving (tests and scripts wait for it; ``--port 0`` picks a
 free port), and stops gracefully on SIGINT/SIGTERM: health turns NOT_SERVING, in-flight calls get
-``limits.shutdown_grace_s``, then the stub closes its stores or channels.
+``limits.shutdown_grace_s``, then the stub closes its stores or channels. TLS and bearer tokens
+come from ``ServerSecurity`` (``ledger.gateway.auth``); without it the server is plaintext and
+open, as the reference.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledger import limits
+from ledger.gateway.auth import ServerSecurity
 from ledger.gateway.metrics import start_metrics_server
 from ledger.gateway.servicer import SERVICE_NAME, LedgerApi
-from ledger.serving import bind_insecure_port, wait_for_stop_signal
+from ledger.serving import bind_port, is_loopback, wait_for_stop_signal
 from ledger.stubs import LedgerCore
 
 __all__ = ["run_server", "serve"]
@@ -33,20 +37,23 @@ SERVER_OPTIONS = [
 ]
 
 
-async def serve(stub: LedgerCore, host: str, port: int, name: str, metrics_port: int) -> None:
+async def serve(stub: LedgerCore, host: str, port: int, name: str, metrics_port: int,
+                security: ServerSecurity | None = None) -> None:
+    security = security or ServerSecurity()
     if metrics_port:
         start_metrics_server(host, metrics_port)
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=security.interceptors())
     server.add_generic_rpc_handlers((LedgerApi(stub).handlers(),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    bound_port = bind_insecure_port(server, host, port)
+    bound_port = bind_port(server, host, port, security.credentials)
     await server.start()
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    print(f"{name}: {security.describe(host, bound_port, is_loopback(host))}", flush=True)
     print(f"{name} listening on {host}:{bound_port}", flush=True)
 
     await wait_for_stop_signal()
@@ -57,10 +64,11 @@ async def serve(stub: LedgerCore, host: str, port: int, name: str, metrics_port:
     print(f"{name} stopped", flush=True)
 
 
-def run_server(stub: LedgerCore, host: str, port: int, name: str, metrics_port: int = 0) -> None:
+def run_server(stub: LedgerCore, host: str, port: int, name: str, metrics_port: int = 0,
+               security: ServerSecurity | None = None) -> None:
     """Run ``serve`` to completion; a bind failure is one line on stderr and exit code 1."""
     try:
-        asyncio.run(serve(stub, host, port, name, metrics_port))
+        asyncio.run(serve(stub, host, port, name, metrics_port, security))
     except OSError as error:
         print(f"{name}: {error}", file=sys.stderr)
         sys.exit(1)

@@ -1,8 +1,10 @@
 """An independent load client: a cross-check of ``ledger-dev bench`` figures.
 
-Shares no code with ``ledger-dev bench``: only the generated API stubs and grpc.aio, about as
-small as a load generator can be, so a bug or a flattering choice in the bench (how it counts,
-where it starts the clock) would show up as a disagreement between the two.
+Shares no load or counting code with ``ledger-dev bench``: only the generated API stubs and
+grpc.aio, about as small as a load generator can be, so a bug or a flattering choice in the
+bench (how it counts, where it starts the clock) would show up as a disagreement between the
+two. Only the channel is built by the shared client module (``ledger.cli.client``), so that
+``--tls-ca`` and ``--token`` (or ``$LEDGER_TOKEN``) mean the same as for every other client.
 
     python -m ledger.tools.probe_load --target localhost:8000 --kind single --in-flight 64
     python -m ledger.tools.probe_load --kind batch --items 100 --in-flight 32
@@ -19,14 +21,16 @@ import argparse
 import asyncio
 import collections
 import json
+import os
+import pathlib
 import random
 import time
 from typing import Any
 
 import grpc
 
+from ledger.cli.client import TOKEN_ENV, ClientSecurity, api_stub, open_aio_channel
 from ledger.pb import ledger_api_pb2 as api
-from ledger.pb import ledger_api_pb2_grpc
 
 call_timeout_s = 10.0
 funding = 10**15
@@ -45,9 +49,9 @@ async def _setup(stub: Any, accounts: int) -> list[str]:
     return ids
 
 
-async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    async with grpc.aio.insecure_channel(args.target) as channel:
-        stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
+async def _run(args: argparse.Namespace, security: ClientSecurity) -> dict[str, Any]:
+    async with open_aio_channel(args.target, security) as channel:
+        stub = api_stub(channel, security)
         accounts = await _setup(stub, args.accounts)
         rng = random.Random(7)
         latencies: list[float] = []
@@ -110,10 +114,22 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--tls-ca", type=pathlib.Path, default=None,
+                        help="use TLS, verify the server against this PEM CA")
+    parser.add_argument("--tls-cert", type=pathlib.Path, default=None,
+                        help="client certificate (PEM), for a server with --client-ca")
+    parser.add_argument("--tls-key", type=pathlib.Path, default=None,
+                        help="the private key (PEM) of --tls-cert")
+    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV),
+                        help=f"bearer token sent on every call (default: ${TOKEN_ENV})")
     args = parser.parse_args()
     if not (1 <= args.in_flight <= 10_000 and 1 <= args.items <= 1000 and args.accounts >= 1):
         parser.error("--in-flight 1..10000, --items 1..1000, --accounts >= 1")
-    print(json.dumps(asyncio.run(_run(args))))
+    try:
+        security = ClientSecurity.load(args.tls_ca, args.token, args.tls_cert, args.tls_key)
+    except ValueError as error:
+        parser.error(str(error))
+    print(json.dumps(asyncio.run(_run(args, security))))
 
 
 if __name__ == "__main__":

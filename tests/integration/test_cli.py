@@ -313,7 +313,8 @@ def test_seed_accounts_command_fails_in_one_line(
             return super().future(request, timeout)
 
     fake = FailingTenth()
-    monkeypatch.setattr(dev, "gateway_stub", lambda _address: contextlib.nullcontext(_FakeStub(fake)))
+    monkeypatch.setattr(dev, "gateway_stub",
+                        lambda _address, *_: contextlib.nullcontext(_FakeStub(fake)))
     result = CliRunner().invoke(dev.main, ["seed-accounts", "--count", "10", "--quiet"])
     assert result.exit_code == 1
     assert result.stdout == ""
