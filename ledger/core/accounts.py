@@ -86,12 +86,17 @@ def _in_int64(value: int) -> bool:
 def _check_transaction_shape(command: CreateTransaction) -> Failure | None:
     if command.amount == 0 or not _in_int64(command.amount):
         return Failure.of(Reason.INVALID_AMOUNT, "amount must be a non-zero int64")
-    if len(command.description.encode("utf-8")) > limits.description_bytes_max:
+    return check_description_and_key(command.description, command.idempotency_key)
+
+
+def check_description_and_key(description: str, key: bytes) -> Failure | None:
+    """The size limits every money-moving command shares."""
+    if len(description.encode("utf-8")) > limits.description_bytes_max:
         return Failure.of(
             Reason.DESCRIPTION_TOO_LONG,
             f"description is longer than {limits.description_bytes_max} UTF-8 bytes",
         )
-    return _check_key_shape(command.idempotency_key)
+    return _check_key_shape(key)
 
 
 def _check_key_shape(key: bytes) -> Failure | None:
@@ -203,6 +208,13 @@ class AccountsCore:
         transaction = Transaction.decode(data)
         assert (transaction.account_id, transaction.transaction_number) == (account_id, number)
         return transaction
+
+    def account(self, account_id: int) -> Account | None:
+        """The stored account, or None (for the other step machines of a shard)."""
+        return self._load_account(account_id)
+
+    def transaction(self, account_id: int, number: int) -> Transaction | None:
+        return self._load_transaction(account_id, number) if number > 0 else None
 
     # -- reads ------------------------------------------------------------------------------
 
