@@ -59,7 +59,11 @@ __all__ = [
     "BeginTransfer",
     "CreditTransfer",
     "FinishTransfer",
+    "GetTransfer",
+    "ListInFlightTransfers",
+    "TransferCommand",
     "TransferCore",
+    "TransferQuery",
     "TransferStep",
 ]
 
@@ -71,6 +75,7 @@ class BeginTransfer(NamedTuple):
     description: str
     now_ns: int
     idempotency_key: bytes = b""
+    within_shard: bool = False  # both accounts on this shard: all three steps at once
 
 
 class CreditTransfer(NamedTuple):
@@ -90,6 +95,20 @@ class FinishTransfer(NamedTuple):
 
 
 Write = tuple[bytes, bytes | None]  # None: delete (the in-flight entry of a final transfer)
+
+
+class GetTransfer(NamedTuple):
+    from_account_id: int
+    debit_number: int
+
+
+class ListInFlightTransfers(NamedTuple):
+    after: tuple[int, int] | None
+    limit: int
+
+
+TransferCommand = BeginTransfer | CreditTransfer | FinishTransfer
+TransferQuery = GetTransfer | ListInFlightTransfers
 
 
 class TransferStep(NamedTuple):
@@ -136,6 +155,22 @@ class TransferCore:
     def __init__(self, store: StoreReader) -> None:
         self._store = store
         self._accounts = AccountsCore(store)
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def execute(self, command: TransferCommand) -> TransferStep:
+        if isinstance(command, BeginTransfer):
+            return self.within_shard(command) if command.within_shard else self.begin(command)
+        if isinstance(command, CreditTransfer):
+            return self.credit(command)
+        return self.finish(command)
+
+    def query(self, query: TransferQuery) -> Transfer | list[Transfer] | Failure:
+        if isinstance(query, GetTransfer):
+            return self.get_transfer(query.from_account_id, query.debit_number)
+        if not 0 < query.limit <= limits.page_size_max:
+            return Failure.of(Reason.INVALID_PAGE_SIZE, "limit must be 1..page_size_max")
+        return self.in_flight(query.after, query.limit)
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from ledger import limits
 from ledger.gateway.auth import ServerSecurity
 from ledger.gateway.metrics import start_metrics_server
 from ledger.gateway.servicer import SERVICE_NAME, LedgerApi
+from ledger.gateway.transfers import TransferResolver
 from ledger.serving import bind_port, is_loopback, wait_for_stop_signal
 from ledger.stubs import LedgerCore
 
@@ -43,7 +44,9 @@ async def serve(stub: LedgerCore, host: str, port: int, name: str, metrics_port:
     if metrics_port:
         start_metrics_server(host, metrics_port)
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=security.interceptors())
-    server.add_generic_rpc_handlers((LedgerApi(stub).handlers(),))
+    api = LedgerApi(stub)
+    server.add_generic_rpc_handlers((api.handlers(),))
+    resolver = TransferResolver(stub, api.transfers)  # finishes transfers whose driver died
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -55,9 +58,11 @@ async def serve(stub: LedgerCore, host: str, port: int, name: str, metrics_port:
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     print(f"{name}: {security.describe(host, bound_port, is_loopback(host))}", flush=True)
     print(f"{name} listening on {host}:{bound_port}", flush=True)
+    resolver.start()
 
     await wait_for_stop_signal()
     log.info("shutting down")
+    await resolver.stop()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(limits.shutdown_grace_s)
     await stub.close()

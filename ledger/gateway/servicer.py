@@ -25,9 +25,10 @@ from google.protobuf.message import DecodeError, Message
 
 from ledger import ids, limits
 from ledger.core import Reason
-from ledger.gateway.convert import account_to_api, transaction_to_api
+from ledger.gateway.convert import account_to_api, transaction_to_api, transfer_to_api
 from ledger.gateway.errors import ApiError, code_for_reason, to_grpc_status
 from ledger.gateway.metrics import observe_call
+from ledger.gateway.transfers import StepFailed, TransferDriver
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_internal_pb2 as pb
 from ledger.stubs import DeadlineExceeded, LedgerCore, LedgerError, Overloaded, ShardUnavailable
@@ -98,6 +99,7 @@ class LedgerApi:
     def __init__(self, stub: LedgerCore, *, clock_ns: Callable[[], int] = time.time_ns) -> None:
         self._stub = stub
         self._clock_ns = clock_ns
+        self.transfers = TransferDriver(stub, clock_ns)
 
     def _command(self, **kind: Message) -> pb.Command:
         return pb.Command(request_id=os.urandom(REQUEST_ID_BYTES), now_ns=self._clock_ns(), **kind)
@@ -281,6 +283,55 @@ class LedgerApi:
         result = await self._stub.submit(ids.shard_index(account_id), command, timeout_s)
         return transaction_to_api(_unwrap(result, "transaction"))
 
+    # -- transfers --------------------------------------------------------------------------
+
+    async def create_transfer(self, request: api.CreateTransferRequest,
+                              timeout_s: float) -> Message:
+        """Begin, credit, finish (ledger.gateway.transfers) within the caller's deadline; past
+        it the transfer finishes on its own and a retry with the same key returns it."""
+        from_id = _parse_account_id(request.from_account_id)
+        to_id = _parse_account_id(request.to_account_id)
+        if request.amount <= 0:
+            raise _invalid("a transfer amount must be positive", Reason.INVALID_AMOUNT.value)
+        if from_id == to_id:
+            raise _invalid("a transfer needs two different accounts", Reason.SAME_ACCOUNT.value)
+        if len(request.description.encode("utf-8")) > limits.description_bytes_max:
+            raise _invalid(
+                f"description is longer than {limits.description_bytes_max} UTF-8 bytes",
+                Reason.DESCRIPTION_TOO_LONG.value,
+            )
+        key = _idempotency_key(request.idempotency_key)
+        deadline_s = time.monotonic() + timeout_s
+        # An unknown destination is NOT_FOUND before anything is held (accounts are never
+        # deleted, so it cannot disappear before the credit).
+        destination = await self._stub.read(
+            ids.shard_index(to_id), pb.Query(get_account=pb.GetAccount(account_id=to_id)),
+            timeout_s)
+        _unwrap(destination, "account")
+        begin = pb.BeginTransfer(from_account_id=from_id, to_account_id=to_id,
+                                 amount=request.amount, description=request.description,
+                                 idempotency_key=key)
+        try:
+            transfer = await self.transfers.begin(begin, max(deadline_s - time.monotonic(), 0.001))
+            transfer = await self.transfers.resume(transfer, max(deadline_s - time.monotonic(),
+                                                                 0.001))
+        except StepFailed as failed:
+            raise ApiError(code_for_reason(failed.error.reason), failed.error.message,
+                           failed.error.reason, dict(failed.error.metadata)) from None
+        except TimeoutError:
+            raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                           "the transfer is in flight and finishes on its own; retry with the "
+                           "same idempotency key for its final state",
+                           "TRANSFER_IN_FLIGHT") from None
+        return api.CreateTransferResponse(transfer=transfer_to_api(transfer))
+
+    async def get_transfer(self, request: api.GetTransferRequest, timeout_s: float) -> Message:
+        account_id, number = _parse_transaction_id(request.transfer_id)
+        query = pb.Query(get_transfer=pb.GetTransfer(from_account_id=account_id,
+                                                     debit_number=number))
+        result = await self._stub.read(ids.shard_index(account_id), query, timeout_s)
+        return api.GetTransferResponse(transfer=transfer_to_api(_unwrap(result, "transfer")))
+
     # -- grpc plumbing ----------------------------------------------------------------------
 
     def handlers(self) -> grpc.GenericRpcHandler:
@@ -294,6 +345,8 @@ class LedgerApi:
             "ListTransactions": (api.ListTransactionsRequest, self.list_transactions),
             "CreateTransactions": (api.CreateTransactionsRequest, self.create_transactions),
             "CreateAccounts": (api.CreateAccountsRequest, self.create_accounts),
+            "CreateTransfer": (api.CreateTransferRequest, self.create_transfer),
+            "GetTransfer": (api.GetTransferRequest, self.get_transfer),
         }
         service = api.DESCRIPTOR.services_by_name["LedgerServiceApi"]
         assert set(table) == {method.name for method in service.methods}

@@ -14,11 +14,24 @@ class TransactionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSACTION_STATUS_SETTLED: _ClassVar[TransactionStatus]
     TRANSACTION_STATUS_CANCELLED: _ClassVar[TransactionStatus]
     TRANSACTION_STATUS_INSUFFICIENT_FUNDS: _ClassVar[TransactionStatus]
+
+class TransferStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSFER_STATUS_INVALID: _ClassVar[TransferStatus]
+    TRANSFER_STATUS_IN_FLIGHT: _ClassVar[TransferStatus]
+    TRANSFER_STATUS_COMPLETED: _ClassVar[TransferStatus]
+    TRANSFER_STATUS_INSUFFICIENT_FUNDS: _ClassVar[TransferStatus]
+    TRANSFER_STATUS_FAILED: _ClassVar[TransferStatus]
 TRANSACTION_STATUS_INVALID: TransactionStatus
 TRANSACTION_STATUS_PENDING: TransactionStatus
 TRANSACTION_STATUS_SETTLED: TransactionStatus
 TRANSACTION_STATUS_CANCELLED: TransactionStatus
 TRANSACTION_STATUS_INSUFFICIENT_FUNDS: TransactionStatus
+TRANSFER_STATUS_INVALID: TransferStatus
+TRANSFER_STATUS_IN_FLIGHT: TransferStatus
+TRANSFER_STATUS_COMPLETED: TransferStatus
+TRANSFER_STATUS_INSUFFICIENT_FUNDS: TransferStatus
+TRANSFER_STATUS_FAILED: TransferStatus
 
 class Account(_message.Message):
     __slots__ = ("id", "available_balance", "settled_balance", "created_at", "updated_at")
@@ -35,20 +48,78 @@ class Account(_message.Message):
     def __init__(self, id: _Optional[str] = ..., available_balance: _Optional[int] = ..., settled_balance: _Optional[int] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ...) -> None: ...
 
 class Transaction(_message.Message):
-    __slots__ = ("id", "amount", "description", "status", "created_at", "updated_at")
+    __slots__ = ("id", "amount", "description", "status", "created_at", "updated_at", "transfer_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     amount: int
     description: str
     status: TransactionStatus
     created_at: int
     updated_at: int
-    def __init__(self, id: _Optional[str] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., status: _Optional[_Union[TransactionStatus, str]] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ...) -> None: ...
+    transfer_id: str
+    def __init__(self, id: _Optional[str] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., status: _Optional[_Union[TransactionStatus, str]] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., transfer_id: _Optional[str] = ...) -> None: ...
+
+class Transfer(_message.Message):
+    __slots__ = ("id", "from_account_id", "to_account_id", "amount", "description", "status", "debit_transaction_id", "credit_transaction_id", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DEBIT_TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    from_account_id: str
+    to_account_id: str
+    amount: int
+    description: str
+    status: TransferStatus
+    debit_transaction_id: str
+    credit_transaction_id: str
+    created_at: int
+    updated_at: int
+    def __init__(self, id: _Optional[str] = ..., from_account_id: _Optional[str] = ..., to_account_id: _Optional[str] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., status: _Optional[_Union[TransferStatus, str]] = ..., debit_transaction_id: _Optional[str] = ..., credit_transaction_id: _Optional[str] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ...) -> None: ...
+
+class CreateTransferRequest(_message.Message):
+    __slots__ = ("from_account_id", "to_account_id", "amount", "description", "idempotency_key")
+    FROM_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    from_account_id: str
+    to_account_id: str
+    amount: int
+    description: str
+    idempotency_key: str
+    def __init__(self, from_account_id: _Optional[str] = ..., to_account_id: _Optional[str] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class CreateTransferResponse(_message.Message):
+    __slots__ = ("transfer",)
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    transfer: Transfer
+    def __init__(self, transfer: _Optional[_Union[Transfer, _Mapping]] = ...) -> None: ...
+
+class GetTransferRequest(_message.Message):
+    __slots__ = ("transfer_id",)
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    transfer_id: str
+    def __init__(self, transfer_id: _Optional[str] = ...) -> None: ...
+
+class GetTransferResponse(_message.Message):
+    __slots__ = ("transfer",)
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    transfer: Transfer
+    def __init__(self, transfer: _Optional[_Union[Transfer, _Mapping]] = ...) -> None: ...
 
 class GetAccountRequest(_message.Message):
     __slots__ = ("account_id",)

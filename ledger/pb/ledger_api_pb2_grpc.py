@@ -79,6 +79,16 @@ class LedgerServiceApiStub:
                 request_serializer=ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsRequest.SerializeToString,
                 response_deserializer=ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsResponse.FromString,
                 _registered_method=True)
+        self.CreateTransfer = channel.unary_unary(
+                '/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/CreateTransfer',
+                request_serializer=ledger_dot_pb_dot_ledger__api__pb2.CreateTransferRequest.SerializeToString,
+                response_deserializer=ledger_dot_pb_dot_ledger__api__pb2.CreateTransferResponse.FromString,
+                _registered_method=True)
+        self.GetTransfer = channel.unary_unary(
+                '/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/GetTransfer',
+                request_serializer=ledger_dot_pb_dot_ledger__api__pb2.GetTransferRequest.SerializeToString,
+                response_deserializer=ledger_dot_pb_dot_ledger__api__pb2.GetTransferResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceApiServicer:
@@ -139,6 +149,19 @@ class LedgerServiceApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateTransfer(self, request, context):
+        """Extensions: atomic transfers between any two accounts, across shards.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTransfer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +209,16 @@ def add_LedgerServiceApiServicer_to_server(servicer, server):
                     servicer.CreateAccounts,
                     request_deserializer=ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsRequest.FromString,
                     response_serializer=ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsResponse.SerializeToString,
+            ),
+            'CreateTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTransfer,
+                    request_deserializer=ledger_dot_pb_dot_ledger__api__pb2.CreateTransferRequest.FromString,
+                    response_serializer=ledger_dot_pb_dot_ledger__api__pb2.CreateTransferResponse.SerializeToString,
+            ),
+            'GetTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTransfer,
+                    request_deserializer=ledger_dot_pb_dot_ledger__api__pb2.GetTransferRequest.FromString,
+                    response_serializer=ledger_dot_pb_dot_ledger__api__pb2.GetTransferResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +464,60 @@ class LedgerServiceApi:
             '/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/CreateAccounts',
             ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsRequest.SerializeToString,
             ledger_dot_pb_dot_ledger__api__pb2.CreateAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/CreateTransfer',
+            ledger_dot_pb_dot_ledger__api__pb2.CreateTransferRequest.SerializeToString,
+            ledger_dot_pb_dot_ledger__api__pb2.CreateTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/GetTransfer',
+            ledger_dot_pb_dot_ledger__api__pb2.GetTransferRequest.SerializeToString,
+            ledger_dot_pb_dot_ledger__api__pb2.GetTransferResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,11 +14,24 @@ class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STATUS_SETTLED: _ClassVar[Status]
     STATUS_CANCELLED: _ClassVar[Status]
     STATUS_INSUFFICIENT_FUNDS: _ClassVar[Status]
+
+class TransferStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSFER_STATUS_INVALID: _ClassVar[TransferStatus]
+    TRANSFER_STATUS_IN_FLIGHT: _ClassVar[TransferStatus]
+    TRANSFER_STATUS_COMPLETED: _ClassVar[TransferStatus]
+    TRANSFER_STATUS_INSUFFICIENT_FUNDS: _ClassVar[TransferStatus]
+    TRANSFER_STATUS_FAILED: _ClassVar[TransferStatus]
 STATUS_INVALID: Status
 STATUS_PENDING: Status
 STATUS_SETTLED: Status
 STATUS_CANCELLED: Status
 STATUS_INSUFFICIENT_FUNDS: Status
+TRANSFER_STATUS_INVALID: TransferStatus
+TRANSFER_STATUS_IN_FLIGHT: TransferStatus
+TRANSFER_STATUS_COMPLETED: TransferStatus
+TRANSFER_STATUS_INSUFFICIENT_FUNDS: TransferStatus
+TRANSFER_STATUS_FAILED: TransferStatus
 
 class AccountRecord(_message.Message):
     __slots__ = ("account_id", "available_balance", "settled_balance", "created_at_ns", "updated_at_ns", "transaction_count", "idempotency_key")
@@ -39,7 +52,7 @@ class AccountRecord(_message.Message):
     def __init__(self, account_id: _Optional[int] = ..., available_balance: _Optional[int] = ..., settled_balance: _Optional[int] = ..., created_at_ns: _Optional[int] = ..., updated_at_ns: _Optional[int] = ..., transaction_count: _Optional[int] = ..., idempotency_key: _Optional[bytes] = ...) -> None: ...
 
 class TransactionRecord(_message.Message):
-    __slots__ = ("account_id", "transaction_number", "amount", "description", "status", "created_at_ns", "updated_at_ns")
+    __slots__ = ("account_id", "transaction_number", "amount", "description", "status", "created_at_ns", "updated_at_ns", "transfer_account_id", "transfer_number")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_NUMBER_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +60,8 @@ class TransactionRecord(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_NUMBER_FIELD_NUMBER: _ClassVar[int]
     account_id: int
     transaction_number: int
     amount: int
@@ -54,7 +69,45 @@ class TransactionRecord(_message.Message):
     status: Status
     created_at_ns: int
     updated_at_ns: int
-    def __init__(self, account_id: _Optional[int] = ..., transaction_number: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., created_at_ns: _Optional[int] = ..., updated_at_ns: _Optional[int] = ...) -> None: ...
+    transfer_account_id: int
+    transfer_number: int
+    def __init__(self, account_id: _Optional[int] = ..., transaction_number: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., created_at_ns: _Optional[int] = ..., updated_at_ns: _Optional[int] = ..., transfer_account_id: _Optional[int] = ..., transfer_number: _Optional[int] = ...) -> None: ...
+
+class TransferRecord(_message.Message):
+    __slots__ = ("from_account_id", "debit_number", "to_account_id", "amount", "status", "credit_number", "created_at_ns", "updated_at_ns", "description")
+    FROM_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    DEBIT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    from_account_id: int
+    debit_number: int
+    to_account_id: int
+    amount: int
+    status: TransferStatus
+    credit_number: int
+    created_at_ns: int
+    updated_at_ns: int
+    description: str
+    def __init__(self, from_account_id: _Optional[int] = ..., debit_number: _Optional[int] = ..., to_account_id: _Optional[int] = ..., amount: _Optional[int] = ..., status: _Optional[_Union[TransferStatus, str]] = ..., credit_number: _Optional[int] = ..., created_at_ns: _Optional[int] = ..., updated_at_ns: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class TransferCreditRecord(_message.Message):
+    __slots__ = ("credit_number", "refusal_reason")
+    CREDIT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    credit_number: int
+    refusal_reason: str
+    def __init__(self, credit_number: _Optional[int] = ..., refusal_reason: _Optional[str] = ...) -> None: ...
+
+class TransferList(_message.Message):
+    __slots__ = ("transfers",)
+    TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    transfers: _containers.RepeatedCompositeFieldContainer[TransferRecord]
+    def __init__(self, transfers: _Optional[_Iterable[_Union[TransferRecord, _Mapping]]] = ...) -> None: ...
 
 class CreateAccount(_message.Message):
     __slots__ = ("account_id", "idempotency_key")
@@ -78,6 +131,46 @@ class CreateTransaction(_message.Message):
     idempotency_key: bytes
     def __init__(self, account_id: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., settled: _Optional[bool] = ..., idempotency_key: _Optional[bytes] = ...) -> None: ...
 
+class BeginTransfer(_message.Message):
+    __slots__ = ("from_account_id", "to_account_id", "amount", "description", "idempotency_key", "within_shard")
+    FROM_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_SHARD_FIELD_NUMBER: _ClassVar[int]
+    from_account_id: int
+    to_account_id: int
+    amount: int
+    description: str
+    idempotency_key: bytes
+    within_shard: bool
+    def __init__(self, from_account_id: _Optional[int] = ..., to_account_id: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., idempotency_key: _Optional[bytes] = ..., within_shard: _Optional[bool] = ...) -> None: ...
+
+class CreditTransfer(_message.Message):
+    __slots__ = ("to_account_id", "from_account_id", "debit_number", "amount", "description")
+    TO_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    DEBIT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    to_account_id: int
+    from_account_id: int
+    debit_number: int
+    amount: int
+    description: str
+    def __init__(self, to_account_id: _Optional[int] = ..., from_account_id: _Optional[int] = ..., debit_number: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class FinishTransfer(_message.Message):
+    __slots__ = ("from_account_id", "debit_number", "credit")
+    FROM_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    DEBIT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_FIELD_NUMBER: _ClassVar[int]
+    from_account_id: int
+    debit_number: int
+    credit: TransferCreditRecord
+    def __init__(self, from_account_id: _Optional[int] = ..., debit_number: _Optional[int] = ..., credit: _Optional[_Union[TransferCreditRecord, _Mapping]] = ...) -> None: ...
+
 class SettleTransaction(_message.Message):
     __slots__ = ("account_id", "transaction_number")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -95,20 +188,26 @@ class CancelTransaction(_message.Message):
     def __init__(self, account_id: _Optional[int] = ..., transaction_number: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("request_id", "now_ns", "create_account", "create_transaction", "settle_transaction", "cancel_transaction")
+    __slots__ = ("request_id", "now_ns", "create_account", "create_transaction", "settle_transaction", "cancel_transaction", "begin_transfer", "credit_transfer", "finish_transfer")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     NOW_NS_FIELD_NUMBER: _ClassVar[int]
     CREATE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
     SETTLE_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
     CANCEL_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    BEGIN_TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    FINISH_TRANSFER_FIELD_NUMBER: _ClassVar[int]
     request_id: bytes
     now_ns: int
     create_account: CreateAccount
     create_transaction: CreateTransaction
     settle_transaction: SettleTransaction
     cancel_transaction: CancelTransaction
-    def __init__(self, request_id: _Optional[bytes] = ..., now_ns: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_transaction: _Optional[_Union[CreateTransaction, _Mapping]] = ..., settle_transaction: _Optional[_Union[SettleTransaction, _Mapping]] = ..., cancel_transaction: _Optional[_Union[CancelTransaction, _Mapping]] = ...) -> None: ...
+    begin_transfer: BeginTransfer
+    credit_transfer: CreditTransfer
+    finish_transfer: FinishTransfer
+    def __init__(self, request_id: _Optional[bytes] = ..., now_ns: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_transaction: _Optional[_Union[CreateTransaction, _Mapping]] = ..., settle_transaction: _Optional[_Union[SettleTransaction, _Mapping]] = ..., cancel_transaction: _Optional[_Union[CancelTransaction, _Mapping]] = ..., begin_transfer: _Optional[_Union[BeginTransfer, _Mapping]] = ..., credit_transfer: _Optional[_Union[CreditTransfer, _Mapping]] = ..., finish_transfer: _Optional[_Union[FinishTransfer, _Mapping]] = ...) -> None: ...
 
 class CommandBatch(_message.Message):
     __slots__ = ("commands",)
@@ -134,16 +233,22 @@ class Error(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("account", "transaction", "error", "page")
+    __slots__ = ("account", "transaction", "error", "page", "transfer", "transfer_credit", "transfers")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_CREDIT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERS_FIELD_NUMBER: _ClassVar[int]
     account: AccountRecord
     transaction: TransactionRecord
     error: Error
     page: TransactionPage
-    def __init__(self, account: _Optional[_Union[AccountRecord, _Mapping]] = ..., transaction: _Optional[_Union[TransactionRecord, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., page: _Optional[_Union[TransactionPage, _Mapping]] = ...) -> None: ...
+    transfer: TransferRecord
+    transfer_credit: TransferCreditRecord
+    transfers: TransferList
+    def __init__(self, account: _Optional[_Union[AccountRecord, _Mapping]] = ..., transaction: _Optional[_Union[TransactionRecord, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., page: _Optional[_Union[TransactionPage, _Mapping]] = ..., transfer: _Optional[_Union[TransferRecord, _Mapping]] = ..., transfer_credit: _Optional[_Union[TransferCreditRecord, _Mapping]] = ..., transfers: _Optional[_Union[TransferList, _Mapping]] = ...) -> None: ...
 
 class GetAccount(_message.Message):
     __slots__ = ("account_id",)
@@ -169,15 +274,37 @@ class ListTransactions(_message.Message):
     page_token: str
     def __init__(self, account_id: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
+class GetTransfer(_message.Message):
+    __slots__ = ("from_account_id", "debit_number")
+    FROM_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    DEBIT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    from_account_id: int
+    debit_number: int
+    def __init__(self, from_account_id: _Optional[int] = ..., debit_number: _Optional[int] = ...) -> None: ...
+
+class ListInFlightTransfers(_message.Message):
+    __slots__ = ("after_account_id", "after_debit_number", "limit")
+    AFTER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_DEBIT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after_account_id: int
+    after_debit_number: int
+    limit: int
+    def __init__(self, after_account_id: _Optional[int] = ..., after_debit_number: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
 class Query(_message.Message):
-    __slots__ = ("get_account", "get_transaction", "list_transactions")
+    __slots__ = ("get_account", "get_transaction", "list_transactions", "get_transfer", "list_in_flight_transfers")
     GET_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     GET_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
     LIST_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    GET_TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    LIST_IN_FLIGHT_TRANSFERS_FIELD_NUMBER: _ClassVar[int]
     get_account: GetAccount
     get_transaction: GetTransaction
     list_transactions: ListTransactions
-    def __init__(self, get_account: _Optional[_Union[GetAccount, _Mapping]] = ..., get_transaction: _Optional[_Union[GetTransaction, _Mapping]] = ..., list_transactions: _Optional[_Union[ListTransactions, _Mapping]] = ...) -> None: ...
+    get_transfer: GetTransfer
+    list_in_flight_transfers: ListInFlightTransfers
+    def __init__(self, get_account: _Optional[_Union[GetAccount, _Mapping]] = ..., get_transaction: _Optional[_Union[GetTransaction, _Mapping]] = ..., list_transactions: _Optional[_Union[ListTransactions, _Mapping]] = ..., get_transfer: _Optional[_Union[GetTransfer, _Mapping]] = ..., list_in_flight_transfers: _Optional[_Union[ListInFlightTransfers, _Mapping]] = ...) -> None: ...
 
 class TransactionPage(_message.Message):
     __slots__ = ("transactions", "next_page_token")

@@ -11,20 +11,26 @@ from ledger import limits
 from ledger.core import (
     Account,
     CancelTransaction,
-    Command,
     CreateAccount,
     CreateTransaction,
     Failure,
     GetAccount,
     GetTransaction,
     ListTransactions,
-    Query,
     Reason,
-    Result,
     SettleTransaction,
     Status,
     Transaction,
     TransactionPage,
+)
+from ledger.core.records import Transfer, TransferCredit, TransferStatus
+from ledger.core.shard import AnyCommand, AnyQuery, AnyResult
+from ledger.core.transfers import (
+    BeginTransfer,
+    CreditTransfer,
+    FinishTransfer,
+    GetTransfer,
+    ListInFlightTransfers,
 )
 from ledger.pb import ledger_internal_pb2 as pb
 
@@ -34,13 +40,16 @@ __all__ = [
     "query_from_pb",
     "result_to_pb",
     "transaction_to_pb",
+    "transfer_to_pb",
 ]
 
 _PB_STATUS = {status: pb.Status.Value("STATUS_" + status.name) for status in Status}
+_PB_TRANSFER_STATUS = {status: pb.TransferStatus.Value("TRANSFER_STATUS_" + status.name)
+                       for status in TransferStatus}
 _INVALID_COMMAND = Failure.of(Reason.INVALID_COMMAND, "malformed command")
 
 
-def command_from_pb(message: pb.Command) -> Command | Failure:
+def command_from_pb(message: pb.Command) -> AnyCommand | Failure:
     kind = message.WhichOneof("kind")
     now_ns = message.now_ns
     if kind == "create_transaction":
@@ -59,10 +68,35 @@ def command_from_pb(message: pb.Command) -> Command | Failure:
     if kind == "cancel_transaction":
         body_c = message.cancel_transaction
         return CancelTransaction(body_c.account_id, body_c.transaction_number, now_ns)
+    return _transfer_command_from_pb(message)
+
+
+def _transfer_command_from_pb(message: pb.Command) -> AnyCommand | Failure:
+    kind = message.WhichOneof("kind")
+    now_ns = message.now_ns
+    if kind == "begin_transfer":
+        begin = message.begin_transfer
+        return BeginTransfer(begin.from_account_id, begin.to_account_id, begin.amount,
+                             begin.description, now_ns, begin.idempotency_key,
+                             begin.within_shard)
+    if kind == "credit_transfer":
+        credit = message.credit_transfer
+        if credit.amount <= 0 or credit.from_account_id == credit.to_account_id:
+            return _INVALID_COMMAND
+        return CreditTransfer(credit.to_account_id, credit.from_account_id,
+                              credit.debit_number, credit.amount, credit.description, now_ns)
+    if kind == "finish_transfer":
+        finish = message.finish_transfer
+        decision = finish.credit
+        if (decision.credit_number > 0) == bool(decision.refusal_reason):
+            return _INVALID_COMMAND  # exactly one of: credited, refused with a reason
+        return FinishTransfer(finish.from_account_id, finish.debit_number,
+                              TransferCredit(decision.credit_number, decision.refusal_reason),
+                              now_ns)
     return _INVALID_COMMAND
 
 
-def query_from_pb(message: pb.Query) -> Query | Failure:
+def query_from_pb(message: pb.Query) -> AnyQuery | Failure:
     kind = message.WhichOneof("kind")
     if kind == "get_account":
         return GetAccount(message.get_account.account_id)
@@ -74,6 +108,13 @@ def query_from_pb(message: pb.Query) -> Query | Failure:
         if len(body_l.page_token) > limits.page_token_chars_max:
             return Failure.of(Reason.INVALID_PAGE_TOKEN, "malformed page token")
         return ListTransactions(body_l.account_id, body_l.page_size, body_l.page_token)
+    if kind == "get_transfer":
+        return GetTransfer(message.get_transfer.from_account_id, message.get_transfer.debit_number)
+    if kind == "list_in_flight_transfers":
+        body_f = message.list_in_flight_transfers
+        after = ((body_f.after_account_id, body_f.after_debit_number)
+                 if body_f.after_debit_number else None)
+        return ListInFlightTransfers(after, body_f.limit)
     return _INVALID_COMMAND
 
 
@@ -98,10 +139,33 @@ def transaction_to_pb(transaction: Transaction) -> pb.TransactionRecord:
         status=_PB_STATUS[transaction.status],
         created_at_ns=transaction.created_at_ns,
         updated_at_ns=transaction.updated_at_ns,
+        transfer_account_id=transaction.transfer_account_id,
+        transfer_number=transaction.transfer_number,
     )
 
 
-def result_to_pb(result: Result) -> pb.Result:
+def transfer_to_pb(transfer: Transfer) -> pb.TransferRecord:
+    return pb.TransferRecord(
+        from_account_id=transfer.from_account_id,
+        debit_number=transfer.debit_number,
+        to_account_id=transfer.to_account_id,
+        amount=transfer.amount,
+        status=_PB_TRANSFER_STATUS[transfer.status],
+        credit_number=transfer.credit_number,
+        created_at_ns=transfer.created_at_ns,
+        updated_at_ns=transfer.updated_at_ns,
+        description=transfer.description,
+    )
+
+
+def result_to_pb(result: AnyResult) -> pb.Result:
+    if isinstance(result, Transfer):
+        return pb.Result(transfer=transfer_to_pb(result))
+    if isinstance(result, TransferCredit):
+        return pb.Result(transfer_credit=pb.TransferCreditRecord(
+            credit_number=result.credit_number, refusal_reason=result.reason))
+    if isinstance(result, list):
+        return pb.Result(transfers=pb.TransferList(transfers=[transfer_to_pb(t) for t in result]))
     if isinstance(result, Transaction):
         return pb.Result(transaction=transaction_to_pb(result))
     if isinstance(result, Account):

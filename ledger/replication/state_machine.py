@@ -25,7 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ledger import limits
-from ledger.core import AccountsCore, Failure, Reason, Result
+from ledger.core import Failure, Reason
+from ledger.core.shard import AnyResult, ShardCore
 from ledger.pb import ledger_internal_pb2 as pb
 from ledger.replication.account_cache import AccountCache
 from ledger.replication.codec import command_from_pb, query_from_pb, result_to_pb
@@ -143,7 +144,7 @@ _STORED_AT_TAG = b"\x08"  # RequestRecord.stored_at_ns: field 1, varint
 _RECORD_RESULT_TAG = b"\x12"  # RequestRecord.result: field 2, length-delimited
 
 
-def _serialize(result: Result) -> bytes:
+def _serialize(result: AnyResult) -> bytes:
     return result_to_pb(result).SerializeToString(deterministic=True)
 
 
@@ -220,7 +221,7 @@ class ShardStateMachine:
             refusal = _serialize(Failure.of(Reason.INVALID_COMMAND, "entry has too many commands"))
             return Execution([], [refusal] * len(commands))
         overlay = Overlay(view)
-        core = AccountsCore(overlay)
+        core = ShardCore(overlay)
         clock_before = self._clock(overlay)
         clock = clock_before
         results = []
@@ -273,7 +274,7 @@ class ShardStateMachine:
         """Answer the queries from one point-in-time snapshot (one view, one snapshot)."""
         reader = self.store.snapshot_reader()
         try:
-            core = AccountsCore(reader)
+            core = ShardCore(reader)
             results = []
             for query in queries:
                 decoded = query_from_pb(query)
@@ -283,7 +284,7 @@ class ShardStateMachine:
         finally:
             reader.close()
 
-    def _apply_one(self, core: AccountsCore, overlay: Overlay, message: pb.Command,
+    def _apply_one(self, core: ShardCore, overlay: Overlay, message: pb.Command,
                    clock_ns: int, new_request_ids: list[bytes]) -> bytes:
         """One command's serialized Result; its writes and request record go to ``overlay``,
         its request id (if it stored a record) to ``new_request_ids``."""
@@ -301,7 +302,10 @@ class ShardStateMachine:
         else:
             applied = core.execute(command)
             for key, value in applied.writes:
-                overlay.put(key, value)
+                if value is None:
+                    overlay.delete(key)
+                else:
+                    overlay.put(key, value)
             result = _serialize(applied.result)
         if request_id:
             overlay.put(REQUEST_PREFIX + request_id, _request_record(clock_ns, result))
