@@ -40,6 +40,29 @@ entry_commands_max = 1024           # hard bound per entry: one batch rpc may ex
 # --- Standalone.
 shutdown_grace_s = 5.0              # in-flight calls get this long on SIGTERM
 
+# --- Public gRPC server (ledger-standalone, ledger-gateway): how many calls one process holds.
+# A call passes three bounds; none is an unbounded queue, and what a client sees is OK or
+# RESOURCE_EXHAUSTED (tests/integration/test_call_flood.py: 10,000 calls at once, RSS measured).
+# 1. Per connection, at most grpc_streams_per_connection_max calls are open (HTTP/2
+#    MAX_CONCURRENT_STREAMS); the client queues the rest itself, their deadlines running.
+#    Counted as HTTP/2 streams (grpc.http.overload_protection off): gRPC's default also counts
+#    streams the server has not freed yet and refuses calls the client was allowed to open
+#    (REFUSED_STREAM, which the client reports as UNAVAILABLE).
+# 2. Calls that arrived but that the event loop has not picked up yet wait in gRPC core, at most
+#    grpc_pending_calls_max. gRPC's default (random refusals from 1,000 waiting, all from 3,000)
+#    cancels calls (CANCELLED, undocumented) as soon as one client opens a few thousand at once.
+#    The bound covers every open stream of pending / per-connection = 16 busy connections; only
+#    more connections than that, all full at once, can still see CANCELLED.
+# 3. At most grpc_concurrent_calls_max calls run in handlers at once (all connections); beyond
+#    that a call gets RESOURCE_EXHAUSTED at once, before its request is read (grpc.aio's
+#    maximum_concurrent_rpcs). 1,000 calls is about a second of work at the measured single-call
+#    rate (README, Performance), well inside the default deadline, so admitted calls finish.
+#    Memory: a running call holds at most one request and one response of grpc_message_bytes_max
+#    (a typical call a few KiB); a waiting one its metadata and at most one HTTP/2 window of data.
+grpc_streams_per_connection_max = 256   # calls open per client connection (HTTP/2 streams)
+grpc_pending_calls_max = 4_096          # calls received, not yet picked up by the event loop
+grpc_concurrent_calls_max = 1_000       # calls in handlers at once, per server process
+
 assert shard_count == 16 and (256 % shard_count) == 0
 assert 0 < page_size_default <= page_size_max
 assert 0 < description_bytes_max and 0 < idempotency_key_bytes_max <= 1024
@@ -48,6 +71,8 @@ assert request_retention_ns > deadline_ms_max * 1_000_000 * 2
 assert 0 < request_prune_per_entry_max
 assert 0 < batch_commands_max <= entry_commands_max
 assert batch_items_max <= entry_commands_max  # one batch call for one shard fits one entry
+assert 100 <= grpc_streams_per_connection_max <= grpc_concurrent_calls_max  # RFC 9113 asks >= 100
+assert grpc_pending_calls_max >= 4 * grpc_streams_per_connection_max  # a few busy connections
 
 # --- Gateway -> node routing (cluster).
 submit_queue_depth_max = 10_000     # queued calls per shard; when full, refuse at once

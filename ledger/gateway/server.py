@@ -31,9 +31,15 @@ __all__ = ["run_server", "serve"]
 
 log = logging.getLogger(__name__)
 
+# Every bound of the public server is explicit; why each value: ledger/limits.py. The bound on
+# calls running at once is grpc.aio's maximum_concurrent_rpcs (not a channel option), in serve().
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", limits.grpc_message_bytes_max),
     ("grpc.max_send_message_length", limits.grpc_message_bytes_max),
+    ("grpc.max_concurrent_streams", limits.grpc_streams_per_connection_max),
+    ("grpc.http.overload_protection", 0),  # count open HTTP/2 streams, as the client does
+    ("grpc.server.max_pending_requests", limits.grpc_pending_calls_max),
+    ("grpc.server.max_pending_requests_hard_limit", limits.grpc_pending_calls_max),
     ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
 ]
 
@@ -43,7 +49,8 @@ async def serve(stub: LedgerCore, host: str, port: int, name: str, metrics_port:
     security = security or ServerSecurity()
     if metrics_port:
         start_metrics_server(host, metrics_port)
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=security.interceptors())
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=security.interceptors(),
+                             maximum_concurrent_rpcs=limits.grpc_concurrent_calls_max)
     api = LedgerApi(stub)
     server.add_generic_rpc_handlers((api.handlers(),))
     resolver = TransferResolver(stub, api.transfers)  # finishes transfers whose driver died
