@@ -26,9 +26,11 @@ from ledger.gateway.errors import ERROR_DOMAIN
 from ledger.pb import ledger_api_pb2 as api
 
 API = "/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/"
+# Every rpc of the service, by the scope it needs: a new rpc fails the test below until it is
+# placed here (its Get*/List* name alone makes it a read; anything else is a write).
 WRITE_RPCS = ["CreateAccount", "CreateTransaction", "SettleTransaction", "CancelTransaction",
-              "CreateTransactions", "CreateAccounts"]
-READ_RPCS = ["GetAccount", "GetTransaction", "ListTransactions"]
+              "CreateTransactions", "CreateAccounts", "CreateTransfer"]
+READ_RPCS = ["GetAccount", "GetTransaction", "ListTransactions", "GetTransfer"]
 
 
 def table(*entries: tuple[str, str, str]) -> auth.TokenTable:

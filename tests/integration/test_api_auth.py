@@ -179,10 +179,14 @@ def funded_account(admin: Client) -> tuple[str, str]:
     return account_id, pending.id
 
 
-def write_calls(client: Client, account_id: str, pending_id: str) -> dict[str, Any]:
-    """One call of every write rpc, each of which would change the account if applied."""
+def write_calls(client: Client, account_id: str, pending_id: str,
+                other_id: str) -> dict[str, Any]:
+    """One call of every write rpc, each of which would change the account (or ``other_id``, the
+    destination of a transfer) if applied."""
     purchase = api.CreateTransactionRequest(account_id=account_id, amount=-1, settled=True)
     return {
+        "CreateTransfer": lambda: client.CreateTransfer(api.CreateTransferRequest(
+            from_account_id=account_id, to_account_id=other_id, amount=5)),
         "CreateTransaction": lambda: client.CreateTransaction(purchase),
         "CreateTransactions": lambda: client.CreateTransactions(
             api.CreateTransactionsRequest(transactions=[purchase, purchase])),
@@ -200,8 +204,9 @@ def write_calls(client: Client, account_id: str, pending_id: str) -> dict[str, A
 def assert_refused_and_nothing_applied(admin: Client, client: Client, code: grpc.StatusCode,
                                        reason: str) -> None:
     account_id, pending_id = funded_account(admin)
-    before = snapshot(admin, account_id)
-    for name, call in write_calls(client, account_id, pending_id).items():
+    other_id = admin.CreateAccount(api.CreateAccountRequest()).account.id
+    before = snapshot(admin, account_id), snapshot(admin, other_id)
+    for name, call in write_calls(client, account_id, pending_id, other_id).items():
         try:
             call()
         except grpc.RpcError as error:
@@ -209,7 +214,7 @@ def assert_refused_and_nothing_applied(admin: Client, client: Client, code: grpc
             assert reason_of(error) == reason, name
         else:
             pytest.fail(f"{name} was accepted")
-    assert snapshot(admin, account_id) == before
+    assert (snapshot(admin, account_id), snapshot(admin, other_id)) == before
     # The idempotency keys of the refused CreateAccount(s) were never used: a write token
     # gets fresh accounts for them, with an empty history.
     for key in (f"auth-test-{account_id}", f"auth-test-b-{account_id}"):
@@ -315,6 +320,11 @@ def test_read_token_may_read_but_not_write(secured: StandaloneService, pki: Pki,
         assert transaction.status == api.TRANSACTION_STATUS_PENDING
         listed = reader.ListTransactions(api.ListTransactionsRequest(account_id=account_id))
         assert [t.amount for t in listed.transactions] == [100, -10]
+        other_id = admin.CreateAccount(api.CreateAccountRequest()).account.id
+        transfer = admin.CreateTransfer(api.CreateTransferRequest(
+            from_account_id=account_id, to_account_id=other_id, amount=7)).transfer
+        seen = reader.GetTransfer(api.GetTransferRequest(transfer_id=transfer.id)).transfer
+        assert (seen.id, seen.amount, seen.status) == (transfer.id, 7, transfer.status)
         # PERMISSION_DENIED carries what was needed and what the token has.
         with pytest.raises(grpc.RpcError) as caught:
             reader.CreateTransaction(api.CreateTransactionRequest(account_id=account_id,
