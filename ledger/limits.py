@@ -33,6 +33,10 @@ request_retention_ns = 5 * 60 * 1_000_000_000  # >> deadline_ms_max: no retry ou
 request_prune_per_entry_max = 64    # expired request records deleted per entry: at least this,
                                     # and twice the entry's commands (never falls behind)
 
+# --- Pending-hold timeouts.
+hold_timeout_ms_max = 30 * 24 * 3600 * 1000  # a hold lasts at most 30 days
+hold_expiries_per_entry_max = 64    # expired holds cancelled per applied entry (bounded work)
+
 # --- Batching.
 batch_commands_max = 256            # commands per applied batch (one Raft entry); tuned
 entry_commands_max = 1024           # hard bound per entry: one batch rpc may exceed the above

@@ -35,6 +35,7 @@ from ledger.core.commands import (
     ListTransactions,
     Query,
     SettleTransaction,
+    Tick,
 )
 from ledger.core.outcomes import Failure, Reason
 from ledger.core.pages import InvalidPageToken, decode_page_token, encode_page_token
@@ -44,6 +45,7 @@ from ledger.core.records import (
     Status,
     Transaction,
     account_key,
+    expiry_key,
     idempotency_key,
     transaction_key,
     transaction_key_range,
@@ -69,7 +71,7 @@ class TransactionPage:
 
 
 Result = Account | Transaction | TransactionPage | Failure
-Write = tuple[bytes, bytes]
+Write = tuple[bytes, bytes | None]  # None: delete the key
 
 
 class Applied(NamedTuple):
@@ -86,6 +88,9 @@ def _in_int64(value: int) -> bool:
 def _check_transaction_shape(command: CreateTransaction) -> Failure | None:
     if command.amount == 0 or not _in_int64(command.amount):
         return Failure.of(Reason.INVALID_AMOUNT, "amount must be a non-zero int64")
+    if command.expires_at_ns and (command.settled or command.expires_at_ns <= command.now_ns):
+        return Failure.of(Reason.INVALID_HOLD_TIMEOUT,
+                          "a hold timeout needs a pending transaction and a time in the future")
     return check_description_and_key(command.description, command.idempotency_key)
 
 
@@ -180,6 +185,8 @@ class AccountsCore:
             return self.settle_transaction(command)
         if isinstance(command, CancelTransaction):
             return self.cancel_transaction(command)
+        if isinstance(command, Tick):
+            return Applied(TransactionPage((), ""))  # the clock moved; expiry is the caller's
         raise AssertionError(f"unknown command {type(command).__name__}")
 
     def query(self, query: Query) -> Result:
@@ -296,6 +303,7 @@ class AccountsCore:
             status,
             command.now_ns,  # created_at_ns
             command.now_ns,  # updated_at_ns
+            expires_at_ns=command.expires_at_ns if status == Status.PENDING else 0,
         )
         updated = Account(
             account.account_id,
@@ -310,6 +318,9 @@ class AccountsCore:
             (account_key(updated.account_id), updated.encode()),
             (transaction_key(updated.account_id, transaction.transaction_number), transaction.encode()),
         ]
+        if transaction.expires_at_ns:
+            writes.append((expiry_key(transaction.expires_at_ns, account.account_id,
+                                      transaction.transaction_number), b""))
         if command.idempotency_key:
             entry = IdempotencyEntry(
                 transaction.transaction_number, command.amount, command.settled, command.description
@@ -381,8 +392,21 @@ class AccountsCore:
             settled_balance=settled,
             updated_at_ns=_touch(account, now_ns),
         )
-        writes = (
+        writes: tuple[Write, ...] = (
             (account_key(account_id), updated.encode()),
             (transaction_key(account_id, number), finished.encode()),
         )
+        if transaction.expires_at_ns:  # the hold's timeout has nothing left to do
+            writes += ((expiry_key(transaction.expires_at_ns, account_id, number), None),)
         return Applied(finished, writes)
+
+    def expire_hold(self, account_id: int, number: int, clock_ns: int) -> Applied:
+        """Cancel a pending hold whose timeout the shard clock has reached (the clock, never a
+        wall clock: every replica decides the same). A hold settled or cancelled meanwhile only
+        loses its timeout entry."""
+        transaction = self._load_transaction(account_id, number)
+        assert transaction is not None and transaction.expires_at_ns, "a timeout of nothing"
+        if transaction.status == Status.PENDING and transaction.expires_at_ns <= clock_ns:
+            return self._finish_pending(account_id, number, clock_ns, Status.CANCELLED)
+        stale = expiry_key(transaction.expires_at_ns, account_id, number)
+        return Applied(transaction, ((stale, None),))

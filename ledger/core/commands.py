@@ -18,6 +18,7 @@ __all__ = [
     "ListTransactions",
     "Query",
     "SettleTransaction",
+    "Tick",
 ]
 
 
@@ -34,6 +35,13 @@ class CreateTransaction(NamedTuple):
     settled: bool
     now_ns: int
     idempotency_key: bytes = b""
+    expires_at_ns: int = 0  # pending only: cancelled when the shard clock reaches it (0: never)
+
+
+class Tick(NamedTuple):
+    """Moves the shard clock to ``now_ns`` so that expired holds are cancelled; nothing else."""
+
+    now_ns: int
 
 
 class SettleTransaction(NamedTuple):
@@ -63,5 +71,5 @@ class ListTransactions(NamedTuple):
     page_token: str = ""
 
 
-Command = CreateAccount | CreateTransaction | SettleTransaction | CancelTransaction
+Command = CreateAccount | CreateTransaction | SettleTransaction | CancelTransaction | Tick
 Query = GetAccount | GetTransaction | ListTransactions

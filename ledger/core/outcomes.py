@@ -24,6 +24,7 @@ class Reason(enum.Enum):
     INVALID_PAGE_TOKEN = "INVALID_PAGE_TOKEN"
     INVALID_COMMAND = "INVALID_COMMAND"  # a malformed replicated command (never from the gateway)
     SAME_ACCOUNT = "SAME_ACCOUNT"  # a transfer from an account to itself
+    INVALID_HOLD_TIMEOUT = "INVALID_HOLD_TIMEOUT"  # only pending, only in the future
     # NOT_FOUND.
     ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
     TRANSACTION_NOT_FOUND = "TRANSACTION_NOT_FOUND"

@@ -14,6 +14,7 @@ Key layout (one LevelDB per shard, so the whole DB is the shard's contiguous ran
     b"f" + source account u64 + debit number u64          -> b"" while the transfer is in flight
     b"c" + destination u64 + source u64 + debit number u64 -> TransferCredit (destination shard)
     b"j" + source account u64 + idempotency key           -> TransferKeyEntry
+    b"e" + hold timeout + account u64 + number u64        -> b"" (pending holds with a timeout)
 
 The replication layer adds ``b"m"`` (meta) and ``b"r"``/``b"q"`` (request results) keys.
 """
@@ -51,6 +52,8 @@ _TRANSACTION = struct.Struct(">QQqBqq")
 _IDEMPOTENCY = struct.Struct(">Qq?")
 _TRANSFER_REF = struct.Struct(">QQ")
 _TRANSFER_FLAG = 0x80  # in a transaction's status byte: a transfer reference follows
+_EXPIRY_FLAG = 0x40    # ... then a hold timeout (i64 ns)
+_I64 = struct.Struct(">q")
 _TRANSFER = struct.Struct(">QQQqBQqq")
 _TRANSFER_CREDIT = struct.Struct(">?Q")
 _TRANSFER_KEY_ENTRY = struct.Struct(">QQq")
@@ -126,6 +129,8 @@ class Transaction(NamedTuple):
     # records written before transfers existed decode unchanged.
     transfer_account_id: int = 0
     transfer_number: int = 0
+    # A pending hold's timeout on the shard clock (0: none); encoded only when set (flag bit).
+    expires_at_ns: int = 0
 
     @property
     def transfer_key(self) -> tuple[int, int] | None:
@@ -150,7 +155,8 @@ class Transaction(NamedTuple):
         self._check_head()
         description = self.description.encode("utf-8")
         assert len(description) <= _DESCRIPTION_BYTES_MAX, self
-        flags = _TRANSFER_FLAG if self.transfer_number else 0
+        flags = (_TRANSFER_FLAG if self.transfer_number else 0) | (
+            _EXPIRY_FLAG if self.expires_at_ns else 0)
         head = _TRANSACTION.pack(
             self.account_id,
             self.transaction_number,
@@ -159,8 +165,10 @@ class Transaction(NamedTuple):
             self.created_at_ns,
             self.updated_at_ns,
         )
-        if flags:
+        if flags & _TRANSFER_FLAG:
             head += _TRANSFER_REF.pack(self.transfer_account_id, self.transfer_number)
+        if flags & _EXPIRY_FLAG:
+            head += _I64.pack(self.expires_at_ns)
         return head + description
 
     @classmethod
@@ -171,11 +179,15 @@ class Transaction(NamedTuple):
         if status & _TRANSFER_FLAG:
             transfer_account, transfer_number = _TRANSFER_REF.unpack_from(data, offset)
             offset += _TRANSFER_REF.size
+        expires_at_ns = 0
+        if status & _EXPIRY_FLAG:
+            (expires_at_ns,) = _I64.unpack_from(data, offset)
+            offset += _I64.size
         description = bytes(data[offset:])
         assert len(description) <= _DESCRIPTION_BYTES_MAX
         transaction = cls(account_id, number, amount, description.decode("utf-8"),
-                          _STATUSES[status & ~_TRANSFER_FLAG], created, updated,
-                          transfer_account, transfer_number)
+                          _STATUSES[status & ~(_TRANSFER_FLAG | _EXPIRY_FLAG)], created, updated,
+                          transfer_account, transfer_number, expires_at_ns)
         transaction._check_head()
         return transaction
 
@@ -347,3 +359,25 @@ def credit_key(to_account_id: int, from_account_id: int, debit_number: int) -> b
 def transfer_idempotency_key(account_id: int, key: bytes) -> bytes:
     assert 0 < len(key) <= limits.idempotency_key_bytes_max
     return TRANSFER_IDEMPOTENCY_PREFIX + _U64.pack(account_id) + key
+
+
+# -- pending-hold timeouts ----------------------------------------------------------------------
+
+EXPIRY_PREFIX = b"e"  # b"e" + expires_at_ns u64 (offset) + account u64 + number u64 -> b""
+
+
+def expiry_key(expires_at_ns: int, account_id: int, transaction_number: int) -> bytes:
+    return (EXPIRY_PREFIX + _U64.pack(expires_at_ns - _INT64_MIN) + _U64.pack(account_id)
+            + _U64.pack(transaction_number))
+
+
+def expiry_range_until(clock_ns: int) -> tuple[bytes, bytes]:
+    """``[start, stop)`` of the timeouts at or before ``clock_ns``."""
+    return EXPIRY_PREFIX, EXPIRY_PREFIX + _U64.pack(clock_ns - _INT64_MIN) + b"\xff" * 16
+
+
+def parse_expiry_key(key: bytes) -> tuple[int, int, int]:
+    """(expires_at_ns, account id, transaction number)."""
+    assert key.startswith(EXPIRY_PREFIX) and len(key) == 25
+    return (_U64.unpack_from(key, 1)[0] + _INT64_MIN, _U64.unpack_from(key, 9)[0],
+            _U64.unpack_from(key, 17)[0])

@@ -15,6 +15,7 @@ from ledger.core.transfers import (
     CreditTransfer,
     FinishTransfer,
     GetTransfer,
+    InFlight,
     ListInFlightTransfers,
     TransferCommand,
     TransferCore,
@@ -26,7 +27,7 @@ __all__ = ["AnyCommand", "AnyQuery", "AnyResult", "ShardCore"]
 
 AnyCommand = Command | TransferCommand
 AnyQuery = Query | TransferQuery
-AnyResult = Result | Transfer | TransferCredit | list[Transfer]
+AnyResult = Result | Transfer | TransferCredit | InFlight
 _TRANSFER_COMMANDS = (BeginTransfer, CreditTransfer, FinishTransfer)
 _TRANSFER_QUERIES = (GetTransfer, ListInFlightTransfers)
 
@@ -40,6 +41,9 @@ class ShardCore:
         if isinstance(command, _TRANSFER_COMMANDS):
             return self._transfers.execute(command)
         return self._accounts.execute(command)
+
+    def expire_hold(self, account_id: int, number: int, clock_ns: int) -> Applied:
+        return self._accounts.expire_hold(account_id, number, clock_ns)
 
     def query(self, query: AnyQuery) -> AnyResult | Failure:
         if isinstance(query, _TRANSFER_QUERIES):

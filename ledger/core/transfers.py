@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ledger import limits
-from ledger.core.accounts import AccountsCore, StoreReader, check_description_and_key
+from ledger.core.accounts import AccountsCore, StoreReader, Write, check_description_and_key
 from ledger.core.outcomes import Failure, Reason
 from ledger.core.records import (
     Account,
@@ -47,8 +47,10 @@ from ledger.core.records import (
     TransferStatus,
     account_key,
     credit_key,
+    expiry_range_until,
     in_flight_key,
     in_flight_range,
+    parse_expiry_key,
     parse_in_flight_key,
     transaction_key,
     transfer_idempotency_key,
@@ -60,6 +62,7 @@ __all__ = [
     "CreditTransfer",
     "FinishTransfer",
     "GetTransfer",
+    "InFlight",
     "ListInFlightTransfers",
     "TransferCommand",
     "TransferCore",
@@ -94,9 +97,6 @@ class FinishTransfer(NamedTuple):
     now_ns: int
 
 
-Write = tuple[bytes, bytes | None]  # None: delete (the in-flight entry of a final transfer)
-
-
 class GetTransfer(NamedTuple):
     from_account_id: int
     debit_number: int
@@ -109,6 +109,14 @@ class ListInFlightTransfers(NamedTuple):
 
 TransferCommand = BeginTransfer | CreditTransfer | FinishTransfer
 TransferQuery = GetTransfer | ListInFlightTransfers
+
+
+class InFlight(NamedTuple):
+    """What a resolver needs from a shard: its in-flight transfers, and the earliest pending-hold
+    timeout (0: none), so that it can move an idle shard's clock past it."""
+
+    transfers: list[Transfer]
+    next_hold_expiry_ns: int
 
 
 class TransferStep(NamedTuple):
@@ -165,12 +173,15 @@ class TransferCore:
             return self.credit(command)
         return self.finish(command)
 
-    def query(self, query: TransferQuery) -> Transfer | list[Transfer] | Failure:
+    def query(self, query: TransferQuery) -> Transfer | InFlight | Failure:
         if isinstance(query, GetTransfer):
             return self.get_transfer(query.from_account_id, query.debit_number)
         if not 0 < query.limit <= limits.page_size_max:
             return Failure.of(Reason.INVALID_PAGE_SIZE, "limit must be 1..page_size_max")
-        return self.in_flight(query.after, query.limit)
+        start, stop = expiry_range_until(limits.int64_max)
+        earliest = self._store.scan(start, stop, 1)
+        next_expiry_ns = parse_expiry_key(earliest[0][0])[0] if earliest else 0
+        return InFlight(self.in_flight(query.after, query.limit), next_expiry_ns)
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ def transaction_to_api(record: pb.TransactionRecord) -> api.Transaction:
         updated_at=record.updated_at_ns,
         transfer_id=(ids.format_transaction_id(record.transfer_account_id, record.transfer_number)
                      if record.transfer_number else ""),
+        expires_at=record.expires_at_ns,
     )
 
 

@@ -28,6 +28,7 @@ _CODES: dict[str, grpc.StatusCode] = {
     Reason.INVALID_PAGE_TOKEN.value: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.INVALID_COMMAND.value: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.SAME_ACCOUNT.value: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.INVALID_HOLD_TIMEOUT.value: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.ACCOUNT_NOT_FOUND.value: grpc.StatusCode.NOT_FOUND,
     Reason.TRANSACTION_NOT_FOUND.value: grpc.StatusCode.NOT_FOUND,
     Reason.TRANSFER_NOT_FOUND.value: grpc.StatusCode.NOT_FOUND,

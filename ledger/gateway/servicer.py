@@ -205,6 +205,15 @@ class LedgerApi:
                 idempotency_key=_idempotency_key(request.idempotency_key),
             )
         )
+        timeout_ms = request.hold_timeout_ms
+        if timeout_ms:
+            if request.settled or not 0 < timeout_ms <= limits.hold_timeout_ms_max:
+                raise _invalid(
+                    f"hold_timeout_ms needs settled = false and 1..{limits.hold_timeout_ms_max}",
+                    Reason.INVALID_HOLD_TIMEOUT.value,
+                )
+            # On the gateway's clock, like now_ns; the shard cancels it on its own clock.
+            command.create_transaction.expires_at_ns = command.now_ns + timeout_ms * 1_000_000
         return ids.shard_index(account_id), command
 
     # -- batches: every item succeeds or fails on its own ------------------------------------

@@ -1,5 +1,9 @@
 """Drives transfers through their steps, and finishes the ones whose driver died.
 
+The resolver also moves the clock of a shard that holds an expired pending hold (a ``Tick``
+command) when no other write does: holds are cancelled on the shard clock, which only writes
+move.
+
 The steps and their guarantees are in ``ledger.core.transfers``; this module only sends them:
 ``begin`` to the source shard (for a same-shard transfer, all three steps as one command, one
 Raft entry), then ``credit`` to the destination shard, then ``finish`` to the source shard.
@@ -144,6 +148,15 @@ class TransferResolver:
             except Exception:  # noqa: BLE001 - keep resolving; the next round retries
                 log.exception("resolving in-flight transfers failed")
 
+    async def _tick(self, shard: int) -> None:
+        """Move an idle shard's clock to now: its expired pending holds get cancelled."""
+        command = pb.Command(request_id=os.urandom(REQUEST_ID_BYTES), now_ns=self._clock_ns(),
+                             tick=pb.Tick())
+        try:
+            await self._stub.submit(shard, command, transfer_step_timeout_s)
+        except LedgerError as error:
+            log.warning("moving shard %d's clock failed: %s", shard, error)
+
     async def resolve_once(self, orphan_age_s: float = transfer_orphan_age_s) -> int:
         """One round over every shard; the number of transfers finished."""
         finished = 0
@@ -157,6 +170,8 @@ class TransferResolver:
                 continue  # that shard has no quorum now; the next round tries again
             listed = _payload(result, "transfers")
             assert isinstance(listed, pb.TransferList)
+            if 0 < listed.next_hold_expiry_ns <= self._clock_ns():
+                await self._tick(shard)
             for transfer in listed.transfers:
                 if transfer.updated_at_ns > oldest_ns:
                     continue  # its driver may still be at work

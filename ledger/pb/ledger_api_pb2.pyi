@@ -48,7 +48,7 @@ class Account(_message.Message):
     def __init__(self, id: _Optional[str] = ..., available_balance: _Optional[int] = ..., settled_balance: _Optional[int] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ...) -> None: ...
 
 class Transaction(_message.Message):
-    __slots__ = ("id", "amount", "description", "status", "created_at", "updated_at", "transfer_id")
+    __slots__ = ("id", "amount", "description", "status", "created_at", "updated_at", "transfer_id", "expires_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class Transaction(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     amount: int
     description: str
@@ -63,7 +64,8 @@ class Transaction(_message.Message):
     created_at: int
     updated_at: int
     transfer_id: str
-    def __init__(self, id: _Optional[str] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., status: _Optional[_Union[TransactionStatus, str]] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., transfer_id: _Optional[str] = ...) -> None: ...
+    expires_at: int
+    def __init__(self, id: _Optional[str] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., status: _Optional[_Union[TransactionStatus, str]] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., transfer_id: _Optional[str] = ..., expires_at: _Optional[int] = ...) -> None: ...
 
 class Transfer(_message.Message):
     __slots__ = ("id", "from_account_id", "to_account_id", "amount", "description", "status", "debit_transaction_id", "credit_transaction_id", "created_at", "updated_at")
@@ -158,18 +160,20 @@ class GetTransactionResponse(_message.Message):
     def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ...) -> None: ...
 
 class CreateTransactionRequest(_message.Message):
-    __slots__ = ("account_id", "amount", "description", "settled", "idempotency_key")
+    __slots__ = ("account_id", "amount", "description", "settled", "idempotency_key", "hold_timeout_ms")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SETTLED_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    HOLD_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     amount: int
     description: str
     settled: bool
     idempotency_key: str
-    def __init__(self, account_id: _Optional[str] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., settled: _Optional[bool] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    hold_timeout_ms: int
+    def __init__(self, account_id: _Optional[str] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., settled: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., hold_timeout_ms: _Optional[int] = ...) -> None: ...
 
 class CreateTransactionResponse(_message.Message):
     __slots__ = ("transaction",)

@@ -52,7 +52,7 @@ class AccountRecord(_message.Message):
     def __init__(self, account_id: _Optional[int] = ..., available_balance: _Optional[int] = ..., settled_balance: _Optional[int] = ..., created_at_ns: _Optional[int] = ..., updated_at_ns: _Optional[int] = ..., transaction_count: _Optional[int] = ..., idempotency_key: _Optional[bytes] = ...) -> None: ...
 
 class TransactionRecord(_message.Message):
-    __slots__ = ("account_id", "transaction_number", "amount", "description", "status", "created_at_ns", "updated_at_ns", "transfer_account_id", "transfer_number")
+    __slots__ = ("account_id", "transaction_number", "amount", "description", "status", "created_at_ns", "updated_at_ns", "transfer_account_id", "transfer_number", "expires_at_ns")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_NUMBER_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class TransactionRecord(_message.Message):
     UPDATED_AT_NS_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_NS_FIELD_NUMBER: _ClassVar[int]
     account_id: int
     transaction_number: int
     amount: int
@@ -71,7 +72,8 @@ class TransactionRecord(_message.Message):
     updated_at_ns: int
     transfer_account_id: int
     transfer_number: int
-    def __init__(self, account_id: _Optional[int] = ..., transaction_number: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., created_at_ns: _Optional[int] = ..., updated_at_ns: _Optional[int] = ..., transfer_account_id: _Optional[int] = ..., transfer_number: _Optional[int] = ...) -> None: ...
+    expires_at_ns: int
+    def __init__(self, account_id: _Optional[int] = ..., transaction_number: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., created_at_ns: _Optional[int] = ..., updated_at_ns: _Optional[int] = ..., transfer_account_id: _Optional[int] = ..., transfer_number: _Optional[int] = ..., expires_at_ns: _Optional[int] = ...) -> None: ...
 
 class TransferRecord(_message.Message):
     __slots__ = ("from_account_id", "debit_number", "to_account_id", "amount", "status", "credit_number", "created_at_ns", "updated_at_ns", "description")
@@ -104,10 +106,16 @@ class TransferCreditRecord(_message.Message):
     def __init__(self, credit_number: _Optional[int] = ..., refusal_reason: _Optional[str] = ...) -> None: ...
 
 class TransferList(_message.Message):
-    __slots__ = ("transfers",)
+    __slots__ = ("transfers", "next_hold_expiry_ns")
     TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HOLD_EXPIRY_NS_FIELD_NUMBER: _ClassVar[int]
     transfers: _containers.RepeatedCompositeFieldContainer[TransferRecord]
-    def __init__(self, transfers: _Optional[_Iterable[_Union[TransferRecord, _Mapping]]] = ...) -> None: ...
+    next_hold_expiry_ns: int
+    def __init__(self, transfers: _Optional[_Iterable[_Union[TransferRecord, _Mapping]]] = ..., next_hold_expiry_ns: _Optional[int] = ...) -> None: ...
+
+class Tick(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class CreateAccount(_message.Message):
     __slots__ = ("account_id", "idempotency_key")
@@ -118,18 +126,20 @@ class CreateAccount(_message.Message):
     def __init__(self, account_id: _Optional[int] = ..., idempotency_key: _Optional[bytes] = ...) -> None: ...
 
 class CreateTransaction(_message.Message):
-    __slots__ = ("account_id", "amount", "description", "settled", "idempotency_key")
+    __slots__ = ("account_id", "amount", "description", "settled", "idempotency_key", "expires_at_ns")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SETTLED_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_NS_FIELD_NUMBER: _ClassVar[int]
     account_id: int
     amount: int
     description: str
     settled: bool
     idempotency_key: bytes
-    def __init__(self, account_id: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., settled: _Optional[bool] = ..., idempotency_key: _Optional[bytes] = ...) -> None: ...
+    expires_at_ns: int
+    def __init__(self, account_id: _Optional[int] = ..., amount: _Optional[int] = ..., description: _Optional[str] = ..., settled: _Optional[bool] = ..., idempotency_key: _Optional[bytes] = ..., expires_at_ns: _Optional[int] = ...) -> None: ...
 
 class BeginTransfer(_message.Message):
     __slots__ = ("from_account_id", "to_account_id", "amount", "description", "idempotency_key", "within_shard")
@@ -188,7 +198,7 @@ class CancelTransaction(_message.Message):
     def __init__(self, account_id: _Optional[int] = ..., transaction_number: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("request_id", "now_ns", "create_account", "create_transaction", "settle_transaction", "cancel_transaction", "begin_transfer", "credit_transfer", "finish_transfer")
+    __slots__ = ("request_id", "now_ns", "create_account", "create_transaction", "settle_transaction", "cancel_transaction", "begin_transfer", "credit_transfer", "finish_transfer", "tick")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     NOW_NS_FIELD_NUMBER: _ClassVar[int]
     CREATE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +208,7 @@ class Command(_message.Message):
     BEGIN_TRANSFER_FIELD_NUMBER: _ClassVar[int]
     CREDIT_TRANSFER_FIELD_NUMBER: _ClassVar[int]
     FINISH_TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    TICK_FIELD_NUMBER: _ClassVar[int]
     request_id: bytes
     now_ns: int
     create_account: CreateAccount
@@ -207,7 +218,8 @@ class Command(_message.Message):
     begin_transfer: BeginTransfer
     credit_transfer: CreditTransfer
     finish_transfer: FinishTransfer
-    def __init__(self, request_id: _Optional[bytes] = ..., now_ns: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_transaction: _Optional[_Union[CreateTransaction, _Mapping]] = ..., settle_transaction: _Optional[_Union[SettleTransaction, _Mapping]] = ..., cancel_transaction: _Optional[_Union[CancelTransaction, _Mapping]] = ..., begin_transfer: _Optional[_Union[BeginTransfer, _Mapping]] = ..., credit_transfer: _Optional[_Union[CreditTransfer, _Mapping]] = ..., finish_transfer: _Optional[_Union[FinishTransfer, _Mapping]] = ...) -> None: ...
+    tick: Tick
+    def __init__(self, request_id: _Optional[bytes] = ..., now_ns: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_transaction: _Optional[_Union[CreateTransaction, _Mapping]] = ..., settle_transaction: _Optional[_Union[SettleTransaction, _Mapping]] = ..., cancel_transaction: _Optional[_Union[CancelTransaction, _Mapping]] = ..., begin_transfer: _Optional[_Union[BeginTransfer, _Mapping]] = ..., credit_transfer: _Optional[_Union[CreditTransfer, _Mapping]] = ..., finish_transfer: _Optional[_Union[FinishTransfer, _Mapping]] = ..., tick: _Optional[_Union[Tick, _Mapping]] = ...) -> None: ...
 
 class CommandBatch(_message.Message):
     __slots__ = ("commands",)

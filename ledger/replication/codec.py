@@ -23,6 +23,7 @@ from ledger.core import (
     Transaction,
     TransactionPage,
 )
+from ledger.core.commands import Tick
 from ledger.core.records import Transfer, TransferCredit, TransferStatus
 from ledger.core.shard import AnyCommand, AnyQuery, AnyResult
 from ledger.core.transfers import (
@@ -30,6 +31,7 @@ from ledger.core.transfers import (
     CreditTransfer,
     FinishTransfer,
     GetTransfer,
+    InFlight,
     ListInFlightTransfers,
 )
 from ledger.pb import ledger_internal_pb2 as pb
@@ -56,7 +58,7 @@ def command_from_pb(message: pb.Command) -> AnyCommand | Failure:
         body = message.create_transaction
         return CreateTransaction(
             body.account_id, body.amount, body.description, body.settled, now_ns,
-            body.idempotency_key,
+            body.idempotency_key, body.expires_at_ns,
         )
     if kind == "create_account":
         return CreateAccount(
@@ -68,6 +70,8 @@ def command_from_pb(message: pb.Command) -> AnyCommand | Failure:
     if kind == "cancel_transaction":
         body_c = message.cancel_transaction
         return CancelTransaction(body_c.account_id, body_c.transaction_number, now_ns)
+    if kind == "tick":
+        return Tick(now_ns)
     return _transfer_command_from_pb(message)
 
 
@@ -141,6 +145,7 @@ def transaction_to_pb(transaction: Transaction) -> pb.TransactionRecord:
         updated_at_ns=transaction.updated_at_ns,
         transfer_account_id=transaction.transfer_account_id,
         transfer_number=transaction.transfer_number,
+        expires_at_ns=transaction.expires_at_ns,
     )
 
 
@@ -164,8 +169,10 @@ def result_to_pb(result: AnyResult) -> pb.Result:
     if isinstance(result, TransferCredit):
         return pb.Result(transfer_credit=pb.TransferCreditRecord(
             credit_number=result.credit_number, refusal_reason=result.reason))
-    if isinstance(result, list):
-        return pb.Result(transfers=pb.TransferList(transfers=[transfer_to_pb(t) for t in result]))
+    if isinstance(result, InFlight):
+        return pb.Result(transfers=pb.TransferList(
+            transfers=[transfer_to_pb(t) for t in result.transfers],
+            next_hold_expiry_ns=result.next_hold_expiry_ns))
     if isinstance(result, Transaction):
         return pb.Result(transaction=transaction_to_pb(result))
     if isinstance(result, Account):

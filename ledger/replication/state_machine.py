@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ledger import limits
 from ledger.core import Failure, Reason
+from ledger.core.records import expiry_range_until, parse_expiry_key
 from ledger.core.shard import AnyResult, ShardCore
 from ledger.pb import ledger_internal_pb2 as pb
 from ledger.replication.account_cache import AccountCache
@@ -231,6 +232,7 @@ class ShardStateMachine:
             results.append(self._apply_one(core, overlay, message, clock, new_request_ids))
         if clock != clock_before:
             overlay.put(CLOCK_KEY, _I64.pack(clock))
+            self._expire_holds(core, overlay, clock)
         added_oldest_ns = _NO_REQUESTS
         if new_request_ids:
             # One time-index key per entry lists its new records. It is stamped with the shard
@@ -301,11 +303,7 @@ class ShardStateMachine:
             result = _serialize(command)
         else:
             applied = core.execute(command)
-            for key, value in applied.writes:
-                if value is None:
-                    overlay.delete(key)
-                else:
-                    overlay.put(key, value)
+            _write_all(overlay, applied.writes)
             result = _serialize(applied.result)
         if request_id:
             overlay.put(REQUEST_PREFIX + request_id, _request_record(clock_ns, result))
@@ -315,6 +313,17 @@ class ShardStateMachine:
     def _clock(self, overlay: Overlay) -> int:
         data = overlay.get(CLOCK_KEY)
         return limits.int64_min if data is None else int(_I64.unpack(data)[0])
+
+    def _expire_holds(self, core: ShardCore, overlay: Overlay, clock: int) -> None:
+        """Cancel pending holds whose timeout the shard clock has reached, a bounded number per
+        entry (the rest go with the next entries). The index is read from the committed store;
+        each hold is decided on the entry's own view, so one settled meanwhile is left alone."""
+        start, stop = expiry_range_until(clock)
+        for key, _ in self.store.scan(start, stop, limits.hold_expiries_per_entry_max):
+            if overlay.get(key) is None:
+                continue  # gone already: cancelled or settled in a write set in flight
+            _, account_id, number = parse_expiry_key(key)
+            _write_all(overlay, core.expire_hold(account_id, number, clock).writes)
 
     def _prune_requests(self, overlay: Overlay, clock: int, hint: PruneHint,
                         added_oldest_ns: int, budget: int) -> None:
@@ -350,6 +359,14 @@ class ShardStateMachine:
             # appear before this time any more (keys of the same time may).
             hint.scan_from = key[:_TIME_KEY_HEAD]
         hint.oldest_ns = min(oldest_left_ns, added_oldest_ns)
+
+
+def _write_all(overlay: Overlay, writes: Sequence[tuple[bytes, bytes | None]]) -> None:
+    for key, value in writes:
+        if value is None:
+            overlay.delete(key)
+        else:
+            overlay.put(key, value)
 
 
 def _pack_ids(request_ids: Sequence[bytes]) -> bytes:

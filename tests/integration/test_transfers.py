@@ -9,6 +9,8 @@ API only.
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 
@@ -144,3 +146,28 @@ def test_get_transfer_of_an_unknown_or_malformed_id(stub: Stub) -> None:
     with pytest.raises(grpc.RpcError) as malformed:
         stub.GetTransfer(api.GetTransferRequest(transfer_id="xyz"), timeout=call_timeout_s)
     assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_pending_hold_with_a_timeout_is_cancelled_on_its_own(stub: Stub) -> None:
+    """Nothing else writes to the shard: the gateway's resolver moves its clock (Tick)."""
+    account = account_on(stub, None, same=True)
+    top_up(stub, account, 50)
+    held = stub.CreateTransaction(api.CreateTransactionRequest(
+        account_id=account, amount=-20, settled=False, hold_timeout_ms=500),
+        timeout=call_timeout_s).transaction
+    assert held.status == api.TRANSACTION_STATUS_PENDING and held.expires_at > held.created_at
+    assert balances(stub, account) == (30, 50)
+    deadline = time.monotonic() + 15.0
+    while time.monotonic() < deadline:
+        found = stub.GetTransaction(api.GetTransactionRequest(transaction_id=held.id),
+                                    timeout=call_timeout_s).transaction
+        if found.status == api.TRANSACTION_STATUS_CANCELLED:
+            break
+        time.sleep(0.2)
+    assert found.status == api.TRANSACTION_STATUS_CANCELLED
+    assert balances(stub, account) == (50, 50)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.CreateTransaction(api.CreateTransactionRequest(
+            account_id=account, amount=-5, settled=True, hold_timeout_ms=500),
+            timeout=call_timeout_s)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
