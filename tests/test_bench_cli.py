@@ -30,19 +30,23 @@ from harness import run_dev
 
 from ledger.cli.bench import (
     OP_KINDS,
+    TRANSFER_OUTCOMES,
     BenchConfig,
     BenchResult,
     LatencyStats,
+    format_table,
     item_code_name,
     parse_mix,
+    transfer_outcome,
 )
+from ledger.pb import ledger_api_pb2 as api
 
 start_timeout_s = 60.0     # the standalone server opens 16 LevelDBs before it listens
 stop_timeout_s = 15.0
 bench_timeout_s = 120.0    # a 2.5 s bench plus setup and drain; generous for slow CI machines
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
-MIX = "create_settled=50,create_pending=20,settle=10,cancel=10,get=5,list=5"
+MIX = "create_settled=50,create_pending=20,settle=10,cancel=10,get=5,list=5,transfer=10"
 
 
 def _read_port(log_path: pathlib.Path, process: subprocess.Popen[bytes]) -> int:
@@ -210,9 +214,82 @@ def test_item_errors_are_counted_apart_from_call_errors() -> None:
 
 
 def test_bench_rejects_unknown_op_in_mix() -> None:
-    result = _bench("--mix", "create_settled=1,transfer=1")
+    result = _bench("--mix", "create_settled=1,refund=1")
     assert result.returncode == 2
-    assert "transfer" in result.stderr
+    assert "refund" in result.stderr
+
+
+def test_bench_transfers_report_their_outcomes(standalone_port: int) -> None:
+    """Transfers between seeded bench accounts: all complete (the seed top-up is far above the
+    amounts), their outcomes add up to the transfer calls, no call fails."""
+    result = _bench(
+        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "1", "--warmup", "0.2",
+        "--concurrency", "4", "--accounts", "8", "--mix", "transfer=100", "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["params"]["mix"] == {"transfer": 100}
+    assert document["errors"] == {} and document["item_errors"] == {}
+    assert set(document["by_op"]) == {"transfer"}
+    op = document["by_op"]["transfer"]
+    assert op["ops"] > 0 and op["ops_per_s"] > 0 and op["errors"] == {}
+    assert 0 <= op["p50_ms"] <= op["p95_ms"] <= op["p99_ms"] <= op["max_ms"]
+    assert list(op["transfers"]) == list(TRANSFER_OUTCOMES)
+    assert op["transfers"] == {"completed": op["ops"], "insufficient_funds": 0, "failed": 0}
+    assert document["transfers"] == op["transfers"]
+    assert document["total"]["ops"] == op["ops"]
+
+
+def test_bench_transfers_in_a_mix_and_the_table(standalone_port: int) -> None:
+    result = _bench(
+        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "0.5", "--warmup", "0",
+        "--concurrency", "2", "--accounts", "3", "--mix", "create_settled=50,transfer=50",
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^transfer\s+\d+", result.stdout, re.MULTILINE), result.stdout
+    match = re.search(r"^transfers: completed=(\d+), insufficient_funds=0, failed=0$",
+                      result.stdout, re.MULTILINE)
+    assert match and int(match.group(1)) > 0, result.stdout
+    assert "errors: none" in result.stdout
+
+
+def test_bench_transfer_needs_two_accounts() -> None:
+    result = _bench("--mix", "transfer=1", "--accounts", "1",
+                    "--gateway", f"127.0.0.1:{_dead_port()}")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "--accounts" in result.stderr and "2 accounts" in result.stderr
+
+
+def test_transfer_outcomes_in_the_document() -> None:
+    assert [transfer_outcome(s) for s in (api.TRANSFER_STATUS_COMPLETED,
+                                          api.TRANSFER_STATUS_INSUFFICIENT_FUNDS,
+                                          api.TRANSFER_STATUS_FAILED,
+                                          api.TRANSFER_STATUS_IN_FLIGHT)] == [
+        "completed", "insufficient_funds", "failed", "in_flight"]
+    assert transfer_outcome(99) == "status_99"
+
+    latencies = {kind: LatencyStats() for kind in OP_KINDS}
+    latencies["transfer"] = LatencyStats([0.010, 0.020, 0.030])
+    errors = {kind: collections.Counter() for kind in OP_KINDS}
+    errors["transfer"]["DEADLINE_EXCEEDED"] = 1
+    outcomes = collections.Counter({"insufficient_funds": 1, "completed": 2})
+    document = BenchResult(BenchConfig(mix={"transfer": 1}), 1.0, latencies, errors, 0.1,
+                           transfers=outcomes).as_json()
+    expected = {"completed": 2, "insufficient_funds": 1, "failed": 0}
+    assert document["by_op"]["transfer"]["transfers"] == expected
+    assert document["transfers"] == expected
+    assert document["by_op"]["transfer"]["ops"] == 3
+    assert document["errors"] == {"DEADLINE_EXCEEDED": 1}
+    assert "transfers: completed=2, insufficient_funds=1, failed=0" in format_table(document)
+
+    # Without transfers in the mix, the document and the table have no transfer counts.
+    latencies = {kind: LatencyStats() for kind in OP_KINDS}
+    latencies["get"] = LatencyStats([0.001])
+    errors = {kind: collections.Counter() for kind in OP_KINDS}
+    plain = BenchResult(BenchConfig(mix={"get": 1}), 1.0, latencies, errors, 0.1).as_json()
+    assert "transfers" not in plain and "transfer" not in plain["by_op"]
+    assert "transfers:" not in format_table(plain)
 
 
 def test_latency_stats_nearest_rank() -> None:
@@ -229,6 +306,7 @@ def test_parse_mix() -> None:
     assert parse_mix("create_settled=60, get=5,list=0") == {
         "create_settled": 60, "get": 5, "list": 0,
     }
+    assert parse_mix("create_settled=100,transfer=10") == {"create_settled": 100, "transfer": 10}
     for bad in ("get", "get=x", "get=-1", "get=0", "get=1,get=2", "nope=1"):
         with pytest.raises(ValueError):
             parse_mix(bad)

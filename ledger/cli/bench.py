@@ -15,7 +15,8 @@ Method (decisions written down here):
 * **Setup, then warmup, then the measured window.** ``--accounts`` accounts are created through
   ``CreateAccounts`` (chunks of ``batch_items_max``, ``setup_calls_max`` chunks in flight) and each
   gets one settled top-up of ``seed_topup_amount`` through ``CreateTransactions``, so that the
-  small purchases of the run (``purchase_amount_min..max``) normally stay SETTLED/PENDING. A
+  small purchases and transfers of the run (``purchase_amount_min..max``) normally stay
+  SETTLED/PENDING and COMPLETED (transfers only move money between bench accounts). A
   setup item that fails ends the command with one line: the figures would be about another
   load. Warmup calls run like measured ones but are not recorded (connections, caches and
   LevelDB get warm).
@@ -38,7 +39,16 @@ Method (decisions written down here):
   (settled / pending) on a random bench account; ``settle`` / ``cancel`` act on a pending
   transaction this bench created earlier (a bounded deque, each id used once), and when none is
   available they run (and are counted as) ``create_pending``; ``get`` is ``GetAccount`` and
-  ``list`` is ``ListTransactions`` (first page, default page size) on a random bench account.
+  ``list`` is ``ListTransactions`` (first page, default page size) on a random bench account;
+  ``transfer`` is one ``CreateTransfer`` of ``purchase_amount_min..max`` between two different
+  random bench accounts (so mostly across shards: 15 in 16 pairs), without an idempotency key;
+  it needs ``--accounts`` 2 or more and is never batched.
+* **Transfer outcomes.** A transfer call that returns OK is counted in ``ops`` and latency like
+  any op, whatever the transfer's status; its status is counted apart, in ``by_op.transfer.
+  transfers`` (``completed``, ``insufficient_funds``, ``failed``; any other status under its
+  own lower-case name) and the same counts in the top-level ``transfers`` (only when the mix has
+  transfers). A call that fails (e.g. DEADLINE_EXCEEDED: the transfer finishes on its own) is an
+  error by code, like any failed call.
 * **Latency** is wall time around each awaited call, ``time.perf_counter()``, all samples kept;
   percentiles are nearest-rank.
 * **Channels.** ``--channels`` separate ``grpc.aio`` channels, calls spread round-robin. Each
@@ -85,6 +95,7 @@ from ledger.pb import ledger_api_pb2_grpc
 
 __all__ = [
     "OP_KINDS",
+    "TRANSFER_OUTCOMES",
     "BenchConfig",
     "BenchResult",
     "LatencyStats",
@@ -93,6 +104,7 @@ __all__ = [
     "item_code_name",
     "parse_mix",
     "run_bench",
+    "transfer_outcome",
 ]
 
 # --- Limits and defaults, with units.
@@ -113,7 +125,8 @@ batch_max = limits.batch_items_max  # items per CreateTransactions / CreateAccou
 
 GATEWAY_DEFAULT = "localhost:8000"
 MIX_DEFAULT = "create_settled=100"
-OP_KINDS = ("create_settled", "create_pending", "settle", "cancel", "get", "list")
+OP_KINDS = ("create_settled", "create_pending", "settle", "cancel", "get", "list", "transfer")
+TRANSFER_OUTCOMES = ("completed", "insufficient_funds", "failed")  # always in the JSON, in order
 BATCHED_KINDS = ("create_settled", "create_pending")  # the ops that --batch turns into batches
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
@@ -204,9 +217,17 @@ class BenchResult:
     client_cpu_s: float
     items: dict[str, int] = dataclasses.field(default_factory=dict)
     item_errors: dict[str, collections.Counter[str]] = dataclasses.field(default_factory=dict)
+    transfers: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+
+    def transfer_outcomes(self) -> dict[str, int]:
+        """Transfers by final status: the TRANSFER_OUTCOMES (0 if none), then any other."""
+        counts = {outcome: self.transfers.get(outcome, 0) for outcome in TRANSFER_OUTCOMES}
+        return counts | dict(sorted(
+            (outcome, count) for outcome, count in self.transfers.items() if outcome not in counts
+        ))
 
     def as_json(self) -> dict[str, Any]:
-        """{params, total, by_op, errors, item_errors}: the ``--json`` document."""
+        """{params, total, by_op, errors, item_errors[, transfers]}: the ``--json`` document."""
         by_op: dict[str, Any] = {}
         empty: collections.Counter[str] = collections.Counter()
         for kind in OP_KINDS:
@@ -219,6 +240,8 @@ class BenchResult:
                 "errors": dict(sorted(errors.items())),
                 "item_errors": dict(sorted(item_errors.items())),
             }
+            if kind == "transfer":
+                by_op[kind]["transfers"] = self.transfer_outcomes()
         total_errors: collections.Counter[str] = collections.Counter()
         for errors in self.errors.values():
             total_errors.update(errors)
@@ -231,7 +254,7 @@ class BenchResult:
         total = LatencyStats.merged(list(self.latencies.values())).summary(
             self.elapsed_s, total_items
         )
-        return {
+        document = {
             "params": self.config.as_json(),
             "elapsed_s": self.elapsed_s,
             "client_cpu_s": self.client_cpu_s,
@@ -241,11 +264,24 @@ class BenchResult:
             "errors": dict(sorted(total_errors.items())),
             "item_errors": dict(sorted(total_item_errors.items())),
         }
+        if self.config.mix.get("transfer", 0) > 0 or self.transfers:
+            document["transfers"] = self.transfer_outcomes()
+        return document
 
 
 def item_code_name(code: int) -> str:
     """The grpc.StatusCode name of an ItemStatus code (``CODE_<n>`` for an unknown number)."""
     return _CODE_NAMES.get(code, f"CODE_{code}")
+
+
+def transfer_outcome(status: int) -> str:
+    """``completed``, ``insufficient_funds``, ``failed`` (or ``in_flight``, ``invalid``,
+    ``status_<n>``): a TransferStatus as counted in the result."""
+    try:
+        name = api.TransferStatus.Name(status)  # type: ignore[arg-type]
+    except ValueError:
+        return f"status_{status}"
+    return name.removeprefix("TRANSFER_STATUS_").lower()
 
 
 def parse_mix(text: str) -> dict[str, int]:
@@ -310,6 +346,13 @@ class _Items:
     failed: list[str]
 
 
+@dataclasses.dataclass(frozen=True)
+class _TransferDone:
+    """What one OK CreateTransfer call did: the transfer's status, as ``transfer_outcome``."""
+
+    outcome: str
+
+
 class _Bench:
     """One run: channels, accounts, pending ids, the workers and what they record."""
 
@@ -332,6 +375,7 @@ class _Bench:
         self.item_errors: dict[str, collections.Counter[str]] = {
             kind: collections.Counter() for kind in OP_KINDS
         }
+        self.transfers: collections.Counter[str] = collections.Counter()
         self.recording = False
         self.next_start_s = 0.0  # --rate: the timetable's next slot (perf_counter seconds)
         self.phase_ops = 0       # OK calls in the current phase (progress line only)
@@ -456,6 +500,23 @@ class _Bench:
                 self.pending_ids.append(result.transaction.id)
         return _Items(ok=ok, failed=failed)
 
+    def transfer_pair(self) -> tuple[str, str]:
+        """Two different random bench accounts: (from, to)."""
+        source, target = self.rng.sample(range(len(self.account_ids)), 2)
+        return self.account_ids[source], self.account_ids[target]
+
+    async def transfer(self) -> _TransferDone:
+        source, target = self.transfer_pair()
+        response = await self.stub().CreateTransfer(
+            api.CreateTransferRequest(
+                from_account_id=source, to_account_id=target,
+                amount=self.rng.randint(purchase_amount_min, purchase_amount_max),
+                description="bench transfer",
+            ),
+            timeout=call_timeout_s,
+        )
+        return _TransferDone(transfer_outcome(response.transfer.status))
+
     async def settle(self, transaction_id: str) -> None:
         await self.stub().SettleTransaction(
             api.SettleTransactionRequest(transaction_id=transaction_id), timeout=call_timeout_s
@@ -476,7 +537,9 @@ class _Bench:
             api.ListTransactionsRequest(account_id=self.random_account()), timeout=call_timeout_s
         )
 
-    def prepare(self, kind: str) -> tuple[str, Callable[[], Awaitable[_Items | None]]]:
+    def prepare(
+        self, kind: str
+    ) -> tuple[str, Callable[[], Awaitable[_Items | _TransferDone | None]]]:
         """The op to run for ``kind``: settle/cancel without a pending id become create_pending."""
         if kind in ("settle", "cancel"):
             if not self.pending_ids:
@@ -491,6 +554,8 @@ class _Bench:
             return kind, lambda: self.create(settled=False)
         if kind == "get":
             return kind, self.get
+        if kind == "transfer":
+            return kind, self.transfer
         return kind, self.list
 
     async def worker(self, stop_at: float) -> None:
@@ -502,13 +567,16 @@ class _Bench:
             kind, call = self.prepare(self.choose_kind())
             record = self.recording  # decided at the start: an op belongs to the phase it began in
             try:
-                items = await call()
+                done = await call()
             except grpc.aio.AioRpcError as error:
                 self.phase_errors += 1
                 if record:
                     self.errors[kind][error.code().name] += 1
                 continue
             elapsed = time.perf_counter() - started
+            items = done if isinstance(done, _Items) else None
+            if record and isinstance(done, _TransferDone):
+                self.transfers[done.outcome] += 1
             ok = 1 if items is None else items.ok
             self.phase_ops += 1
             self.phase_items += ok
@@ -587,6 +655,7 @@ class _Bench:
             client_cpu_s=time.process_time() - cpu_start,
             items=self.items,
             item_errors=self.item_errors,
+            transfers=self.transfers,
         )
 
 
@@ -670,6 +739,9 @@ def format_table(document: dict[str, Any]) -> str:
     lines.append("latency is per call; items are transactions created OK")
     lines.append(f"errors: {_format_errors(document['errors'])}")
     lines.append(f"item errors: {_format_errors(document['item_errors'])}")
+    if "transfers" in document:
+        lines.append("transfers: " + ", ".join(
+            f"{outcome}={count}" for outcome, count in document["transfers"].items()))
     return "\n".join(lines)
 
 
@@ -699,6 +771,9 @@ def bench_command(gateway: str, concurrency: int, duration: float, warmup: float
                   mix: dict[str, int], channels: int, batch: int, as_json: bool,
                   seed: int, rate: float, security: ClientSecurity) -> None:
     """Load the gateway with a mix of calls and print throughput and latency percentiles."""
+    if mix.get("transfer", 0) > 0 and accounts < 2:
+        raise click.BadParameter("a mix with transfer needs 2 accounts or more",
+                                 param_hint="--accounts")
     config = BenchConfig(
         gateway=gateway, concurrency=concurrency, duration_s=duration, warmup_s=warmup,
         accounts=accounts, mix=mix, channels=channels, batch=batch, seed=seed, rate=rate,

@@ -1,4 +1,8 @@
-"""``ledger-dev``: seed accounts and run the reference scenario against a gateway.
+"""``ledger-dev``: seed accounts and run the reference scenarios against a gateway.
+
+``scenario-1`` is the reference scenario on one account; ``scenario-2`` shows an atomic
+transfer between two new accounts on different shards (ids vary from run to run, the shape of
+the output does not).
 
 ``seed-accounts`` decisions:
 
@@ -259,6 +263,115 @@ def scenario_1(account_id: str, gateway: str, security: ClientSecurity) -> None:
         )
         show_balance()
         create(-1000, "Purchase 2", settled=True)
+
+
+scenario_2_topup = 100             # minor units put on the source account
+scenario_2_transfer = 30           # moved to the destination (< the top-up)
+scenario_2_too_much = 1000         # more than the source holds afterwards
+scenario_2_idempotency_key = "scenario-2-transfer-1"  # keys are per source account: a new one
+scenario_2_account_tries_max = 200  # CreateAccount calls to find a second shard (1/16 miss each)
+
+assert 0 < scenario_2_transfer < scenario_2_topup < scenario_2_too_much
+
+
+def _transfer_status_name(status: int) -> str:
+    return api.TransferStatus.Name(status)  # type: ignore[arg-type]
+
+
+@main.command("scenario-2")
+@click.option("--gateway", default=GATEWAY_DEFAULT, show_default=True)
+@client_security_options
+def scenario_2(gateway: str, security: ClientSecurity) -> None:
+    """Transfers: two new accounts on different shards, top-up, transfer, retry, too much."""
+    with gateway_stub(gateway, security) as stub:
+
+        def new_account() -> str:
+            return str(stub.CreateAccount(api.CreateAccountRequest(),
+                                          timeout=call_timeout_s).account.id)
+
+        def shard_of(account_id: str) -> int:
+            return ids.shard_index(ids.parse_account_id(account_id))
+
+        source = new_account()
+        for _ in range(scenario_2_account_tries_max):
+            target = new_account()
+            if shard_of(target) != shard_of(source):
+                break
+        else:  # pragma: no cover - (1/16)^200
+            raise click.ClickException(
+                f"no account on a shard other than {shard_of(source)} after "
+                f"{scenario_2_account_tries_max} tries")
+        click.echo(f"from account id: {source} (shard {shard_of(source)})")
+        click.echo(f"to account id: {target} (shard {shard_of(target)})")
+
+        def show_balance(account_id: str) -> None:
+            account = stub.GetAccount(
+                api.GetAccountRequest(account_id=account_id), timeout=call_timeout_s
+            ).account
+            click.echo(
+                f"Account {account.id} balance: {account.available_balance} available, "
+                f"{account.settled_balance} settled"
+            )
+
+        def show_balances() -> None:
+            show_balance(source)
+            show_balance(target)
+
+        def show_side(side: str, transaction_id: str) -> None:
+            transaction = stub.GetTransaction(
+                api.GetTransactionRequest(transaction_id=transaction_id), timeout=call_timeout_s
+            ).transaction
+            click.echo(
+                f"  {side} transaction {transaction.id} for amount {transaction.amount}: "
+                f"{_status_name(transaction.status)}, transfer {transaction.transfer_id or '-'}"
+            )
+
+        def transfer(amount: int, description: str, key: str) -> api.Transfer:
+            request = api.CreateTransferRequest(
+                from_account_id=source, to_account_id=target, amount=amount,
+                description=description, idempotency_key=key,
+            )
+            return stub.CreateTransfer(request, timeout=call_timeout_s).transfer
+
+        def show_transfer(verb: str, done: api.Transfer, key: str) -> None:
+            keyed = f" with idempotency key {key}" if key else ""
+            click.echo(
+                f"{verb} transfer {done.id} for amount {done.amount} from "
+                f"{done.from_account_id} to {done.to_account_id}{keyed}: "
+                f"{_transfer_status_name(done.status)}"
+            )
+            show_side("debit", done.debit_transaction_id)
+            if done.credit_transaction_id:
+                show_side("credit", done.credit_transaction_id)
+
+        show_balances()
+        top_up = stub.CreateTransaction(api.CreateTransactionRequest(
+            account_id=source, amount=scenario_2_topup, description="Instant Topup 1",
+            settled=True,
+        ), timeout=call_timeout_s).transaction
+        click.echo(
+            f"Created transaction {top_up.id} for amount {top_up.amount}: "
+            f"{_status_name(top_up.status)}"
+        )
+        show_balances()
+        key = scenario_2_idempotency_key
+        first = transfer(scenario_2_transfer, "Transfer 1", key)
+        show_transfer("Created", first, key)
+        show_balances()
+        again = transfer(scenario_2_transfer, "Transfer 1", key)
+        if again != first:
+            raise click.ClickException(
+                f"the retry with idempotency key {key} returned transfer {again.id} "
+                f"({_transfer_status_name(again.status)}), not transfer {first.id}"
+            )
+        click.echo(
+            f"Retried transfer with idempotency key {key}: transfer {again.id}, "
+            f"{_transfer_status_name(again.status)} (the same transfer)"
+        )
+        show_balances()
+        refused = transfer(scenario_2_too_much, "Transfer 2", "")
+        show_transfer("Created", refused, "")
+        show_balances()
 
 
 def procfile_text(document: dict[str, object], config_path: str) -> str:

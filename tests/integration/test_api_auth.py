@@ -398,6 +398,10 @@ def test_dev_cli_with_tls_and_token(secured: StandaloneService, pki: Pki, tokens
                           env={"LEDGER_TOKEN": tokens.write})
     assert scenario.returncode == 0, scenario.stderr
     assert "balance: 90 available, 90 settled" in scenario.stdout
+    transfers = ledger_dev("scenario-2", *tls, env={"LEDGER_TOKEN": tokens.write})
+    assert transfers.returncode == 0, transfers.stderr
+    assert "TRANSFER_STATUS_COMPLETED" in transfers.stdout
+    assert "TRANSFER_STATUS_INSUFFICIENT_FUNDS" in transfers.stdout
 
     bench = ledger_dev("bench", *tls, "--json", "--duration", "1", "--warmup", "0.2",
                        "--concurrency", "4", "--accounts", "4", "--mix",

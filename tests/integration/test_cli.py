@@ -1,11 +1,12 @@
-"""The ``ledger-dev`` CLI against a running standalone service.
+"""The ``ledger-dev`` CLI against a running standalone service (and a cluster for scenario-2).
 
-Goal: ``seed-accounts`` and ``scenario-1`` print exactly the documented lines, and every failure
-(bad input, unknown account, gateway down) is a non-zero exit with a one-line error, never a
-traceback.
+Goal: ``seed-accounts``, ``scenario-1`` and ``scenario-2`` print exactly the documented lines,
+and every failure (bad input, unknown account, gateway down) is a non-zero exit with a one-line
+error, never a traceback.
 
 Method: run ``python -m ledger.cli.dev`` as a subprocess (as a user would) against a standalone
-service started for this module, and cross-check what it printed through the public API.
+service started for this module (``scenario-2`` also against the ``service`` fixture: standalone
+and a 3-node cluster), and cross-check what it printed through the public API.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 import pytest
 from harness import StandaloneService, free_port
 
+from ledger import ids as ledger_ids
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 
@@ -116,6 +119,101 @@ def test_scenario_1(standalone: StandaloneService, stub: ledger_api_pb2_grpc.Led
     ]
 
 
+def test_scenario_2(service: Any) -> None:
+    """Two accounts on different shards; the transfer completes, its retry returns it, a
+    transfer of more than the balance is INSUFFICIENT_FUNDS; money is neither made nor lost."""
+    result = ledger_dev("scenario-2", "--gateway", service.address)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    a = r"([0-9a-f]{16})"
+    tx = r"([0-9a-f]{32})"
+    key = "scenario-2-transfer-1"
+
+    def balance(available: int, settled: int) -> str:
+        return rf"Account {a} balance: {available} available, {settled} settled"
+
+    expected = [
+        rf"from account id: {a} \(shard (\d+)\)",
+        rf"to account id: {a} \(shard (\d+)\)",
+        balance(0, 0), balance(0, 0),
+        rf"Created transaction {tx} for amount 100: TRANSACTION_STATUS_SETTLED",
+        balance(100, 100), balance(0, 0),
+        (rf"Created transfer {tx} for amount 30 from {a} to {a} with idempotency key {key}: "
+         r"TRANSFER_STATUS_COMPLETED"),
+        rf"  debit transaction {tx} for amount -30: TRANSACTION_STATUS_SETTLED, transfer {tx}",
+        rf"  credit transaction {tx} for amount 30: TRANSACTION_STATUS_SETTLED, transfer {tx}",
+        balance(70, 70), balance(30, 30),
+        (rf"Retried transfer with idempotency key {key}: transfer {tx}, "
+         r"TRANSFER_STATUS_COMPLETED \(the same transfer\)"),
+        balance(70, 70), balance(30, 30),
+        (rf"Created transfer {tx} for amount 1000 from {a} to {a}: "
+         r"TRANSFER_STATUS_INSUFFICIENT_FUNDS"),
+        (rf"  debit transaction {tx} for amount -1000: TRANSACTION_STATUS_INSUFFICIENT_FUNDS, "
+         rf"transfer {tx}"),
+        balance(70, 70), balance(30, 30),
+    ]
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(expected), result.stdout
+    groups = []
+    for line, pattern in zip(lines, expected, strict=True):
+        match = re.fullmatch(pattern, line)
+        assert match, (line, pattern)
+        groups.append(match.groups())
+    (source, source_shard), (target, target_shard) = groups[0], groups[1]
+    assert source != target and source_shard != target_shard
+    for account_id, shard in ((source, source_shard), (target, target_shard)):
+        assert ledger_ids.shard_index(ledger_ids.parse_account_id(account_id)) == int(shard)
+    # Every balance line names the two accounts in turn.
+    balance_lines = [g[0] for g, p in zip(groups, lines, strict=True) if p.startswith("Account")]
+    assert balance_lines == [source, target] * 5
+    (top_up,) = groups[4]
+    transfer_id, from_id, to_id = groups[7]
+    debit, debit_transfer = groups[8]
+    credit, credit_transfer = groups[9]
+    (retried,) = groups[12]
+    refused_id, refused_from, refused_to = groups[15]
+    refused_debit, refused_debit_transfer = groups[16]
+    assert top_up.startswith(source)
+    assert (from_id, to_id) == (refused_from, refused_to) == (source, target)
+    assert debit == debit_transfer == credit_transfer == retried == transfer_id
+    assert debit.startswith(source) and credit.startswith(target)
+    assert refused_debit == refused_debit_transfer == refused_id != transfer_id
+
+    # Cross-check through the public API: the transfers, the histories, the sums.
+    with grpc.insecure_channel(service.address) as channel:
+        api_stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
+
+        def get_transfer(transfer: str) -> api.Transfer:
+            return api_stub.GetTransfer(api.GetTransferRequest(transfer_id=transfer),
+                                        timeout=T).transfer
+
+        def history(account_id: str) -> list[tuple[str, int, int, str]]:
+            listed = api_stub.ListTransactions(
+                api.ListTransactionsRequest(account_id=account_id), timeout=T).transactions
+            return [(t.id, t.amount, t.status, t.transfer_id) for t in listed]
+
+        def settled(account_id: str) -> int:
+            account = api_stub.GetAccount(api.GetAccountRequest(account_id=account_id),
+                                          timeout=T).account
+            assert account.available_balance == account.settled_balance
+            return int(account.settled_balance)
+
+        done = get_transfer(transfer_id)
+        assert (done.status, done.amount) == (api.TRANSFER_STATUS_COMPLETED, 30)
+        assert (done.debit_transaction_id, done.credit_transaction_id) == (debit, credit)
+        short = get_transfer(refused_id)
+        assert (short.status, short.amount) == (api.TRANSFER_STATUS_INSUFFICIENT_FUNDS, 1000)
+        assert short.credit_transaction_id == ""
+        assert history(source) == [
+            (top_up, 100, api.TRANSACTION_STATUS_SETTLED, ""),
+            (debit, -30, api.TRANSACTION_STATUS_SETTLED, transfer_id),
+            (refused_id, -1000, api.TRANSACTION_STATUS_INSUFFICIENT_FUNDS, refused_id),
+        ]
+        assert history(target) == [(credit, 30, api.TRANSACTION_STATUS_SETTLED, transfer_id)]
+        assert (settled(source), settled(target)) == (70, 30)
+        assert settled(source) + settled(target) == 100  # the top-up, nothing more or less
+
+
 @pytest.mark.parametrize(
     "bad_id", ["XYZ", "ABCDEF0123456789", "0123456789abcdef0", "0123456789abcde", ""]
 )
@@ -147,6 +245,7 @@ def test_gateway_down() -> None:
     commands = [
         ["seed-accounts", "--count", "1"],
         ["scenario-1", "--account-id", "00000000000000ff"],
+        ["scenario-2"],
     ]
     # In parallel: each waits for its connect timeout before giving up.
     with ThreadPoolExecutor(len(commands)) as pool:
