@@ -127,6 +127,9 @@ class TransferResolver:
         self._driver = driver
         self._clock_ns = clock_ns
         self._task: asyncio.Task[None] | None = None
+        # Per shard, where the next listing starts: after a full batch, the next round goes on
+        # past it, so young transfers at the front never hide an orphan behind them.
+        self._cursors: dict[int, pb.ListInFlightTransfers] = {}
         self.resolved = 0
 
     def start(self) -> None:
@@ -162,8 +165,9 @@ class TransferResolver:
         finished = 0
         oldest_ns = self._clock_ns() - int(orphan_age_s * 1e9)
         for shard in range(limits.shard_count):
-            query = pb.Query(list_in_flight_transfers=pb.ListInFlightTransfers(
-                limit=transfer_resolve_batch_max))
+            listing = self._cursors.pop(shard, None) or pb.ListInFlightTransfers()
+            listing.limit = transfer_resolve_batch_max
+            query = pb.Query(list_in_flight_transfers=listing)
             try:
                 result = await self._stub.read(shard, query, transfer_step_timeout_s)
             except LedgerError:
@@ -172,6 +176,10 @@ class TransferResolver:
             assert isinstance(listed, pb.TransferList)
             if 0 < listed.next_hold_expiry_ns <= self._clock_ns():
                 await self._tick(shard)
+            if len(listed.transfers) >= transfer_resolve_batch_max:
+                last = listed.transfers[-1]
+                self._cursors[shard] = pb.ListInFlightTransfers(
+                    after_account_id=last.from_account_id, after_debit_number=last.debit_number)
             for transfer in listed.transfers:
                 if transfer.updated_at_ns > oldest_ns:
                     continue  # its driver may still be at work

@@ -123,19 +123,40 @@ class _ShardQueue:
         return await call.future
 
     async def _send_until_empty(self) -> None:
-        while self._queue:
-            batch = [self._queue.popleft()]
-            size = len(batch[0].payloads)
-            while self._queue and size + len(self._queue[0].payloads) <= limits.batch_commands_max:
-                size += len(self._queue[0].payloads)
-                batch.append(self._queue.popleft())
-            try:
-                await self._send(batch)
-            except Exception as error:  # a bug below us: fail these calls, keep the queue alive
-                log.exception("shard %d: sending a batch failed", self._shard)
-                for call in batch:
-                    if not call.future.done():
-                        call.future.set_exception(error)
+        try:
+            while self._queue:
+                batch = self._next_batch()
+                if not batch:
+                    continue
+                try:
+                    await self._send(batch)
+                except Exception as error:  # a bug below us: fail these calls, keep the queue
+                    log.exception("shard %d: sending a batch failed", self._shard)
+                    for call in batch:
+                        if not call.future.done():
+                            call.future.set_exception(error)
+        finally:
+            # Leave the sender set in the same step that found the queue empty: a done callback
+            # runs a loop iteration later, and a call queued meanwhile would find no sender.
+            self._senders.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    def _next_batch(self) -> list[_Call]:
+        """Queued calls for one entry; a call whose deadline passed while it waited is answered
+        DEADLINE_EXCEEDED (it was never sent) instead of riding along with newer calls."""
+        now_s = time.monotonic()
+        batch: list[_Call] = []
+        size = 0
+        while self._queue and (not batch or
+                               size + len(self._queue[0].payloads) <= limits.batch_commands_max):
+            call = self._queue.popleft()
+            if call.deadline_s - limits.deadline_margin_s <= now_s:
+                if not call.future.done():
+                    call.future.set_exception(DeadlineExceeded(
+                        f"shard {self._shard}: deadline passed before the call was sent"))
+                continue
+            batch.append(call)
+            size += len(call.payloads)
+        return batch
 
     async def _send(self, batch: list[_Call]) -> None:
         backoff_s = limits.leader_backoff_ms_min / 1000

@@ -45,3 +45,28 @@ def test_an_unknown_outcome_sticks(outcomes: list[bool], expected: type[Exceptio
     with pytest.raises(expected):
         asyncio.run(queue.call(["command"], timeout_s=0.5))
     assert len(tried) >= len(outcomes)  # the deadline allowed every scripted attempt
+
+
+def test_a_call_whose_deadline_passed_in_the_queue_is_not_sent() -> None:
+    """It used to ride along with a newer call in the next batch, long after its client gave
+    up (a write without an idempotency key could then apply after the client retried)."""
+    config = parse_config(generate_config(), environ={})
+    sent: list[Any] = []
+
+    async def attempt(address: str, prepared: Any, remaining_s: float) -> list[Any]:
+        sent.append(list(prepared))
+        await asyncio.sleep(0.3)
+        return list(prepared)
+
+    async def scenario() -> None:
+        queue = _ShardQueue(3, _Leaders(config), list, attempt)
+        slow = asyncio.ensure_future(queue.call(["slow"], timeout_s=5.0))
+        await asyncio.sleep(0.05)  # "slow" is on the wire; the next two wait behind it
+        late = asyncio.ensure_future(queue.call(["late"], timeout_s=0.1))
+        fresh = asyncio.ensure_future(queue.call(["fresh"], timeout_s=5.0))
+        with pytest.raises(DeadlineExceeded, match="before the call was sent"):
+            await late
+        assert await slow == ["slow"] and await fresh == ["fresh"]
+
+    asyncio.run(scenario())
+    assert sent == [["slow"], ["fresh"]]

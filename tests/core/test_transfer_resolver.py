@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import pathlib
 
+import pytest
+
 from ledger import ids
+from ledger.gateway import transfers as transfers_module
 from ledger.gateway.servicer import LedgerApi
 from ledger.gateway.transfers import TransferResolver
 from ledger.pb import ledger_api_pb2 as api
@@ -79,3 +82,38 @@ def test_a_transfer_left_after_begin_is_finished(tmp_path: pathlib.Path) -> None
 
 def test_a_transfer_left_after_credit_is_finished(tmp_path: pathlib.Path) -> None:
     asyncio.run(scenario(tmp_path, died_after="credit"))
+
+
+async def young_transfer_in_front(data_dir: pathlib.Path) -> None:
+    clock = {"ns": 0}
+    stub = StandaloneStub(data_dir, fsync=False)
+    ledger = LedgerApi(stub, clock_ns=lambda: clock["ns"])
+    try:
+        source, target = await two_accounts_on_different_shards(ledger)
+        await ledger.create_transaction(api.CreateTransactionRequest(
+            account_id=source, amount=100, settled=True), TIMEOUT_S)
+        begin = pb.BeginTransfer(from_account_id=ids.parse_account_id(source),
+                                 to_account_id=ids.parse_account_id(target), amount=10)
+        clock["ns"] = 1_000 * 10**9
+        same = pb.BeginTransfer()
+        same.CopyFrom(begin)
+        young = await ledger.transfers.begin(same, TIMEOUT_S)  # its driver is at work: first
+        clock["ns"] = 1
+        orphan = await ledger.transfers.begin(begin, TIMEOUT_S)  # a dead driver's, long ago
+        assert young.debit_number < orphan.debit_number
+        clock["ns"] = 1_002 * 10**9
+        resolver = TransferResolver(stub, ledger.transfers, clock_ns=lambda: clock["ns"])
+        rounds = [await resolver.resolve_once() for _ in range(3)]
+        assert sum(rounds) == 1  # the orphan, found past the young one
+        final = await ledger.get_transfer(api.GetTransferRequest(
+            transfer_id=ids.format_transaction_id(orphan.from_account_id, orphan.debit_number)),
+            TIMEOUT_S)
+        assert final.transfer.status == api.TRANSFER_STATUS_COMPLETED
+    finally:
+        await stub.close()
+
+
+def test_an_orphan_behind_a_full_batch_of_young_transfers_is_found(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transfers_module, "transfer_resolve_batch_max", 1)
+    asyncio.run(young_transfer_in_front(tmp_path))
