@@ -33,6 +33,9 @@ request_retention_ns = 5 * 60 * 1_000_000_000  # >> deadline_ms_max: no retry ou
 request_prune_per_entry_max = 64    # expired request records deleted per entry: at least this,
                                     # and twice the entry's commands (never falls behind)
 
+# --- Transfers.
+known_accounts_cache_max = 100_000  # account ids a gateway remembers as existing (~10 MB)
+
 # --- Pending-hold timeouts.
 hold_timeout_ms_max = 30 * 24 * 3600 * 1000  # a hold lasts at most 30 days
 hold_expiries_per_entry_max = 64    # expired holds cancelled per applied entry (bounded work)

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -100,6 +101,8 @@ class LedgerApi:
         self._stub = stub
         self._clock_ns = clock_ns
         self.transfers = TransferDriver(stub, clock_ns)
+        # Accounts seen to exist; never deleted, so a hit needs no read (LRU, bounded).
+        self._known_accounts: OrderedDict[int, None] = OrderedDict()
 
     def _command(self, **kind: Message) -> pb.Command:
         return pb.Command(request_id=os.urandom(REQUEST_ID_BYTES), now_ns=self._clock_ns(), **kind)
@@ -311,12 +314,7 @@ class LedgerApi:
             )
         key = _idempotency_key(request.idempotency_key)
         deadline_s = time.monotonic() + timeout_s
-        # An unknown destination is NOT_FOUND before anything is held (accounts are never
-        # deleted, so it cannot disappear before the credit).
-        destination = await self._stub.read(
-            ids.shard_index(to_id), pb.Query(get_account=pb.GetAccount(account_id=to_id)),
-            timeout_s)
-        _unwrap(destination, "account")
+        await self._check_account_exists(to_id, timeout_s)
         begin = pb.BeginTransfer(from_account_id=from_id, to_account_id=to_id,
                                  amount=request.amount, description=request.description,
                                  idempotency_key=key)
@@ -333,6 +331,20 @@ class LedgerApi:
                            "same idempotency key for its final state",
                            "TRANSFER_IN_FLIGHT") from None
         return api.CreateTransferResponse(transfer=transfer_to_api(transfer))
+
+    async def _check_account_exists(self, account_id: int, timeout_s: float) -> None:
+        """NOT_FOUND before anything is held. Accounts are never deleted, so one that was seen
+        stays known: a hit costs no read (a read is a Raft barrier entry in the cluster)."""
+        if account_id in self._known_accounts:
+            self._known_accounts.move_to_end(account_id)
+            return
+        found = await self._stub.read(ids.shard_index(account_id),
+                                      pb.Query(get_account=pb.GetAccount(account_id=account_id)),
+                                      timeout_s)
+        _unwrap(found, "account")
+        self._known_accounts[account_id] = None
+        if len(self._known_accounts) > limits.known_accounts_cache_max:
+            self._known_accounts.popitem(last=False)
 
     async def get_transfer(self, request: api.GetTransferRequest, timeout_s: float) -> Message:
         account_id, number = _parse_transaction_id(request.transfer_id)
