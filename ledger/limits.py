@@ -64,8 +64,11 @@ shutdown_grace_s = 5.0              # in-flight calls get this long on SIGTERM
 #    that a call gets RESOURCE_EXHAUSTED at once, before its request is read (grpc.aio's
 #    maximum_concurrent_rpcs). 1,000 calls is about a second of work at the measured single-call
 #    rate (README, Performance), well inside the default deadline, so admitted calls finish.
-#    Memory: a running call holds at most one request and one response of grpc_message_bytes_max
-#    (a typical call a few KiB); a waiting one its metadata and at most one HTTP/2 window of data.
+#    Memory follows the open calls: a few KiB each for ordinary calls (10,000 at once: +15 to +35
+#    MiB), but an open call, running or waiting, can hold its whole request (measured: 3,000 junk
+#    requests of 1 MB over 16 connections peak at +2.7 GB). These bounds cap the number of calls,
+#    not their bytes; a byte budget needs gRPC core's resource quota, which grpcio does not expose,
+#    or a smaller grpc_message_bytes_max (the largest valid request is ~1.2 MB).
 grpc_streams_per_connection_max = 256   # calls open per client connection (HTTP/2 streams)
 grpc_pending_calls_max = 4_096          # calls received, not yet picked up by the event loop
 grpc_concurrent_calls_max = 1_000       # calls in handlers at once, per server process
