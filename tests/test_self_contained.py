@@ -14,12 +14,15 @@ import subprocess
 import pytest
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+# Each pattern is assembled from pieces, so that this file does not match itself.
+_PARENT = r"\.\./"
+_SECTION = "\u00a7"
 FORBIDDEN = [
-    r"\.\./shared",
-    r"SPEC §",
-    r"SPEC\.md",
-    r"notes/(pysyncobj|throughput|style|anchors|reference)",
-    r"\b[Ii]ssue #?[0-9]+",
+    _PARENT + "sha" + "red",                                    # a sibling workspace folder
+    "SP" + "EC " + _SECTION,                                    # sections of an outside spec
+    "SP" + r"EC\.md",
+    "no" + "tes/(pysyncobj|throughput|style|anchors|reference)",  # design notes kept elsewhere
+    r"\b[Ii]ssue #?[0-9]+",                                     # tracker numbers
 ]
 
 
@@ -28,7 +31,7 @@ def test_no_reference_to_documents_outside_the_repository() -> None:
         pytest.skip("not a git checkout: nothing to grep")
     pattern = "|".join(f"({part})" for part in FORBIDDEN)
     found = subprocess.run(
-        ["git", "grep", "-n", "-I", "-E", pattern, "--", ".", ":!tests/test_self_contained.py"],
+        ["git", "grep", "-n", "-I", "-E", pattern, "--", "."],
         cwd=REPOSITORY, capture_output=True, text=True, timeout=60, check=False)
     assert found.returncode in (0, 1), found.stderr
     assert found.stdout == "", f"references to outside documents:\n{found.stdout}"
