@@ -54,6 +54,7 @@ from ledger.cli.client import (
 from ledger.config import generate_config
 from ledger.gateway.auth import SCOPES, append_token, new_token
 from ledger.pb import ledger_api_pb2 as api
+from ledger.pb import ledger_api_pb2_grpc
 
 __all__ = ["SeedOutcome", "main", "seed_accounts_in_chunks"]
 
@@ -217,6 +218,17 @@ def seed_accounts(count: int, gateway: str, quiet: bool, security: ClientSecurit
         click.echo(f"created {outcome.created} accounts")
 
 
+def _show_balance(stub: ledger_api_pb2_grpc.LedgerServiceApiStub, account_id: str) -> None:
+    """The scenarios' balance line, in the reference's words."""
+    account = stub.GetAccount(
+        api.GetAccountRequest(account_id=account_id), timeout=call_timeout_s
+    ).account
+    click.echo(
+        f"Account {account.id} balance: {account.available_balance} available, "
+        f"{account.settled_balance} settled"
+    )
+
+
 @main.command("scenario-1")
 @click.option("--account-id", required=True, help="16 lowercase hex chars.")
 @click.option("--gateway", default=GATEWAY_DEFAULT, show_default=True)
@@ -230,15 +242,6 @@ def scenario_1(account_id: str, gateway: str, security: ClientSecurity) -> None:
     with gateway_stub(gateway, security) as stub:
         click.echo(f"account id: {account_id}")
 
-        def show_balance() -> None:
-            account = stub.GetAccount(
-                api.GetAccountRequest(account_id=account_id), timeout=call_timeout_s
-            ).account
-            click.echo(
-                f"Account {account.id} balance: {account.available_balance} available, "
-                f"{account.settled_balance} settled"
-            )
-
         def create(amount: int, description: str, settled: bool) -> api.Transaction:
             request = api.CreateTransactionRequest(
                 account_id=account_id, amount=amount, description=description, settled=settled
@@ -250,10 +253,10 @@ def scenario_1(account_id: str, gateway: str, security: ClientSecurity) -> None:
             )
             return transaction
 
-        show_balance()
+        _show_balance(stub, account_id)
         create(100, "Instant Topup 1", settled=True)
         pending = create(-10, "Purchase 1", settled=False)
-        show_balance()
+        _show_balance(stub, account_id)
         settled = stub.SettleTransaction(
             api.SettleTransactionRequest(transaction_id=pending.id), timeout=call_timeout_s
         ).transaction
@@ -261,7 +264,7 @@ def scenario_1(account_id: str, gateway: str, security: ClientSecurity) -> None:
             f"Settled transaction {settled.id} for amount {settled.amount}: "
             f"{_status_name(settled.status)}"
         )
-        show_balance()
+        _show_balance(stub, account_id)
         create(-1000, "Purchase 2", settled=True)
 
 
@@ -304,18 +307,9 @@ def scenario_2(gateway: str, security: ClientSecurity) -> None:
         click.echo(f"from account id: {source} (shard {shard_of(source)})")
         click.echo(f"to account id: {target} (shard {shard_of(target)})")
 
-        def show_balance(account_id: str) -> None:
-            account = stub.GetAccount(
-                api.GetAccountRequest(account_id=account_id), timeout=call_timeout_s
-            ).account
-            click.echo(
-                f"Account {account.id} balance: {account.available_balance} available, "
-                f"{account.settled_balance} settled"
-            )
-
         def show_balances() -> None:
-            show_balance(source)
-            show_balance(target)
+            _show_balance(stub, source)
+            _show_balance(stub, target)
 
         def show_side(side: str, transaction_id: str) -> None:
             transaction = stub.GetTransaction(
