@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "ClusterService",
@@ -202,9 +203,7 @@ class ClusterService:
 
     def __init__(self, root: pathlib.Path, node_args: Sequence[str] = (),
                  gateway_args: Sequence[str] = ()) -> None:
-        import json
-
-        from ledger.config import generate_config, parse_config
+        from ledger.config import generate_config
 
         self.root = root
         document = generate_config(grpc_port_base=free_port(), raft_port_base=20_000)
@@ -212,30 +211,43 @@ class ClusterService:
         for position, node in enumerate(document["nodes"]):
             node["address"] = f"127.0.0.1:{free_port()}"
             node["raftPortBase"] = raft_base + 16 * position
-        self.config_path = root / "cluster_config.json"
-        self.config_path.write_text(json.dumps(document, indent=2))
-        self.config = parse_config(document, environ={})
-        self.nodes = [
-            ServiceProcess(
-                f"node{position + 1}",
-                "ledger.cli.node",
-                [
-                    "--node-id", node.node_id,
-                    "--port", str(node.grpc_port),
-                    "--data-dir", str(self.node_data_dir(position)),
-                    "--cluster-config", str(self.config_path),
-                    *node_args,
-                ],
-                root,
-            )
-            for position, node in enumerate(self.config.nodes)
-        ]
+        self._use_config(document)
+        self.nodes = [self._node_process(position, node_args)
+                      for position in range(len(self.config.nodes))]
         self.gateway = ServiceProcess(
             "gateway",
             "ledger.cli.gateway",
             ["--port", str(free_port()), "--cluster-config", str(self.config_path),
              *gateway_args],
             root,
+        )
+
+    def _use_config(self, document: dict[str, Any]) -> None:
+        """Write ``document`` as this cluster's config file and parse it."""
+        import json
+
+        from ledger.config import parse_config
+
+        self.config_path = self.root / "cluster_config.json"
+        self.config_path.write_text(json.dumps(document, indent=2))
+        self.config = parse_config(document, environ={})
+
+    def _node_process(self, position: int, node_args: Sequence[str],
+                      **process_options: Any) -> ServiceProcess:
+        """The ``ledger-node`` process of the config's node ``position``."""
+        node = self.config.nodes[position]
+        return ServiceProcess(
+            f"node{position + 1}",
+            "ledger.cli.node",
+            [
+                "--node-id", node.node_id,
+                "--port", str(node.grpc_port),
+                "--data-dir", str(self.node_data_dir(position)),
+                "--cluster-config", str(self.config_path),
+                *node_args,
+            ],
+            self.root,
+            **process_options,
         )
 
     def node_data_dir(self, position: int) -> pathlib.Path:

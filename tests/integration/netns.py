@@ -22,7 +22,6 @@ Everything here needs root; ``requirements_missing`` says exactly what is missin
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
@@ -37,7 +36,7 @@ from typing import Any, Self
 
 from harness import ClusterService, ServiceProcess, wait_until
 
-from ledger.config import generate_config, parse_config
+from ledger.config import generate_config
 
 __all__ = ["Host", "NetnsCluster", "Topology", "requirements_missing"]
 
@@ -367,27 +366,11 @@ class NetnsCluster(ClusterService):
         document: dict[str, Any] = generate_config(
             node_count=len(topology.nodes), hosts=[host.address for host in topology.nodes],
             grpc_port_base=node_grpc_port, raft_port_base=node_raft_port_base)
-        self.config_path = root / "cluster_config.json"
-        self.config_path.write_text(json.dumps(document, indent=2))
-        self.config = parse_config(document, environ={})
+        self._use_config(document)
         self.nodes = [
-            ServiceProcess(
-                f"node{position + 1}",
-                "ledger.cli.node",
-                [
-                    "--node-id", node.node_id,
-                    "--host", host.address,
-                    "--port", str(node_grpc_port),
-                    "--data-dir", str(self.node_data_dir(position)),
-                    "--cluster-config", str(self.config_path),
-                    *node_args,
-                ],
-                root,
-                command_prefix=host.exec_prefix,
-                host=host.address,
-            )
-            for position, (node, host) in enumerate(zip(self.config.nodes, topology.nodes,
-                                                        strict=True))
+            self._node_process(position, ["--host", host.address, *node_args],
+                               command_prefix=host.exec_prefix, host=host.address)
+            for position, host in enumerate(topology.nodes)
         ]
         self.gateways = [
             ServiceProcess(
