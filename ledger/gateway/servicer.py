@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import secrets
 import time
 from collections import OrderedDict
@@ -29,7 +28,7 @@ from ledger.core import Reason
 from ledger.gateway.convert import account_to_api, transaction_to_api, transfer_to_api
 from ledger.gateway.errors import ApiError, code_for_reason, to_grpc_status
 from ledger.gateway.metrics import observe_call
-from ledger.gateway.transfers import StepFailed, TransferDriver
+from ledger.gateway.transfers import StepFailed, TransferDriver, stamped_command
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_internal_pb2 as pb
 from ledger.stubs import DeadlineExceeded, LedgerCore, LedgerError, Overloaded, ShardUnavailable
@@ -39,7 +38,6 @@ __all__ = ["SERVICE_NAME", "LedgerApi"]
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = api.DESCRIPTOR.services_by_name["LedgerServiceApi"].full_name
-REQUEST_ID_BYTES = 16
 
 ItemT = TypeVar("ItemT")
 Handler = Callable[[Any, float], Awaitable[Message]]
@@ -75,6 +73,14 @@ def _idempotency_key(text: str) -> bytes:
     return key
 
 
+def _check_description(text: str) -> None:
+    if len(text.encode("utf-8")) > limits.description_bytes_max:
+        raise _invalid(
+            f"description is longer than {limits.description_bytes_max} UTF-8 bytes",
+            Reason.DESCRIPTION_TOO_LONG.value,
+        )
+
+
 def _unwrap(result: pb.Result, kind: str) -> Any:
     """The ``kind`` payload of a result, or the ApiError its failure maps to."""
     actual = result.WhichOneof("kind")
@@ -105,7 +111,7 @@ class LedgerApi:
         self._known_accounts: OrderedDict[int, None] = OrderedDict()
 
     def _command(self, **kind: Message) -> pb.Command:
-        return pb.Command(request_id=os.urandom(REQUEST_ID_BYTES), now_ns=self._clock_ns(), **kind)
+        return stamped_command(self._clock_ns, **kind)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -194,11 +200,7 @@ class LedgerApi:
         account_id = _parse_account_id(request.account_id)
         if request.amount == 0:
             raise _invalid("amount must not be zero", Reason.INVALID_AMOUNT.value)
-        if len(request.description.encode("utf-8")) > limits.description_bytes_max:
-            raise _invalid(
-                f"description is longer than {limits.description_bytes_max} UTF-8 bytes",
-                Reason.DESCRIPTION_TOO_LONG.value,
-            )
+        _check_description(request.description)
         command = self._command(
             create_transaction=pb.CreateTransaction(
                 account_id=account_id,
@@ -307,11 +309,7 @@ class LedgerApi:
             raise _invalid("a transfer amount must be positive", Reason.INVALID_AMOUNT.value)
         if from_id == to_id:
             raise _invalid("a transfer needs two different accounts", Reason.SAME_ACCOUNT.value)
-        if len(request.description.encode("utf-8")) > limits.description_bytes_max:
-            raise _invalid(
-                f"description is longer than {limits.description_bytes_max} UTF-8 bytes",
-                Reason.DESCRIPTION_TOO_LONG.value,
-            )
+        _check_description(request.description)
         key = _idempotency_key(request.idempotency_key)
         deadline_s = time.monotonic() + timeout_s
         await self._check_account_exists(to_id, timeout_s)

@@ -28,6 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ledger import ids, limits
 from ledger.pb import ledger_internal_pb2 as pb
@@ -36,6 +37,7 @@ from ledger.stubs import LedgerCore, LedgerError
 __all__ = [
     "TransferDriver",
     "TransferResolver",
+    "stamped_command",
     "transfer_orphan_age_s",
     "transfer_resolve_interval_s",
 ]
@@ -48,6 +50,12 @@ transfer_orphan_age_s = 5.0      # > any driver's remaining work: calls are capp
 transfer_resolve_batch_max = 100  # in-flight transfers listed per shard per round
 transfer_step_timeout_s = 10.0    # per step when resolving
 REQUEST_ID_BYTES = 16
+
+
+def stamped_command(clock_ns: Callable[[], int], **kind: Any) -> pb.Command:
+    """A command as the gateway sends it: a fresh random request id (kept by every retry of
+    this command) and the gateway's clock, the only clock a replica ever sees."""
+    return pb.Command(request_id=os.urandom(REQUEST_ID_BYTES), now_ns=clock_ns(), **kind)
 
 assert transfer_resolve_batch_max <= limits.page_size_max
 
@@ -73,9 +81,8 @@ class TransferDriver:
         self._stub = stub
         self._clock_ns = clock_ns
 
-    def _command(self, **kind: object) -> pb.Command:
-        return pb.Command(request_id=os.urandom(REQUEST_ID_BYTES), now_ns=self._clock_ns(),
-                          **kind)  # type: ignore[arg-type]
+    def _command(self, **kind: Any) -> pb.Command:
+        return stamped_command(self._clock_ns, **kind)
 
     async def begin(self, begin: pb.BeginTransfer, timeout_s: float) -> pb.TransferRecord:
         """Step 1 (or all three when both accounts share a shard); StepFailed on a refusal."""
@@ -153,8 +160,7 @@ class TransferResolver:
 
     async def _tick(self, shard: int) -> None:
         """Move an idle shard's clock to now: its expired pending holds get cancelled."""
-        command = pb.Command(request_id=os.urandom(REQUEST_ID_BYTES), now_ns=self._clock_ns(),
-                             tick=pb.Tick())
+        command = stamped_command(self._clock_ns, tick=pb.Tick())
         try:
             await self._stub.submit(shard, command, transfer_step_timeout_s)
         except LedgerError as error:
