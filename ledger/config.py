@@ -55,7 +55,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     node_id: str
-    address: str        # client-facing (gateway -> node) gRPC address, host:port
+    address: str  # client-facing (gateway -> node) gRPC address, host:port
     raft_host: str
     raft_port_base: int
 
@@ -100,11 +100,13 @@ class ClusterConfig:
     updated_at_ms: int
     node_tls: NodeTls
 
-    def node_channel(self, address: str, *, aio: bool = False,
-                     options: Sequence[tuple[str, Any]] = ()) -> Any:
+    def node_channel(
+        self, address: str, *, aio: bool = False, options: Sequence[tuple[str, Any]] = ()
+    ) -> Any:
         """A channel to a node's API: TLS against the cluster CA, the cluster credential."""
-        return credentials.node_channel(address, self.node_tls.ca_cert, self.raft_secret,
-                                        aio=aio, options=options)
+        return credentials.node_channel(
+            address, self.node_tls.ca_cert, self.raft_secret, aio=aio, options=options
+        )
 
     def node_server_credentials(self, node_id: str) -> Any:
         cert, key = self.node_tls.certs[node_id]
@@ -171,33 +173,47 @@ def _parse_node(raw: Any, where: str) -> NodeConfig:
     raft_port_base = _field(raw, "raftPortBase", int, where)
     _require(node_id != "", f"{where}.id: must not be empty")
     host, _, port = address.rpartition(":")
-    _require(host != "" and port.isdigit() and 0 < int(port) < 65536,
-             f"{where}.address: expected host:port, got {address!r}")
+    _require(
+        host != "" and port.isdigit() and 0 < int(port) < 65536,
+        f"{where}.address: expected host:port, got {address!r}",
+    )
     _require(raft_host != "", f"{where}.raftHost: must not be empty")
-    _require(0 < raft_port_base and raft_port_base + limits.shard_count < 65536,
-             f"{where}.raftPortBase: {raft_port_base} leaves no room for {limits.shard_count} ports")
+    _require(
+        raft_port_base > 0 and raft_port_base + limits.shard_count < 65536,
+        f"{where}.raftPortBase: {raft_port_base} leaves no room for {limits.shard_count} ports",
+    )
     return NodeConfig(node_id, address, raft_host, raft_port_base)
 
 
 def _parse_shards(application: Any, node_ids: set[str]) -> tuple[ShardConfig, ...]:
     where = "applications[0]"
     factor = _field(application, "replicationFactor", int, where)
-    _require(factor >= limits.replica_count,
-             f"{where}.replicationFactor: must be at least {limits.replica_count}, got {factor}")
+    _require(
+        factor >= limits.replica_count,
+        f"{where}.replicationFactor: must be at least {limits.replica_count}, got {factor}",
+    )
     raw_shards = _field(application, "shards", list, where)
-    _require(len(raw_shards) == limits.shard_count,
-             f"{where}.shards: expected {limits.shard_count} shards, got {len(raw_shards)}")
+    _require(
+        len(raw_shards) == limits.shard_count,
+        f"{where}.shards: expected {limits.shard_count} shards, got {len(raw_shards)}",
+    )
     parsed = []
     for position, raw in enumerate(raw_shards):
         at = f"{where}.shards[{position}]"
         shard_id = _field(raw, "id", str, at)
         lower = _bound(raw.get("lowerBound"), f"{at}.lowerBound")
         upper = _bound(raw.get("upperBound"), f"{at}.upperBound")
-        _require(lower <= upper, f"{at}: lowerBound {lower.hex()} is above upperBound {upper.hex()}")
+        _require(
+            lower <= upper, f"{at}: lowerBound {lower.hex()} is above upperBound {upper.hex()}"
+        )
         replicas = _field(raw, "replicas", list, at)
-        _require(len(replicas) >= factor,
-                 f"{at}.replicas: {len(replicas)} replicas, replicationFactor is {factor}")
-        owners = tuple(_field(r, "nodeId", str, f"{at}.replicas[{i}]") for i, r in enumerate(replicas))
+        _require(
+            len(replicas) >= factor,
+            f"{at}.replicas: {len(replicas)} replicas, replicationFactor is {factor}",
+        )
+        owners = tuple(
+            _field(r, "nodeId", str, f"{at}.replicas[{i}]") for i, r in enumerate(replicas)
+        )
         for owner in owners:
             _require(owner in node_ids, f"{at}.replicas: unknown node id {owner!r}")
         _require(len(set(owners)) == len(owners), f"{at}.replicas: two replicas on one node")
@@ -207,11 +223,15 @@ def _parse_shards(application: Any, node_ids: set[str]) -> tuple[ShardConfig, ..
     for index, (lower, upper, shard_id, owners, at) in enumerate(parsed):
         expected_lower, expected_upper = _shard_bounds(index)
         # Routing computes shard = sha256(id)[0] >> 4, so the ranges must be exactly these.
-        _require((lower, upper) == (expected_lower, expected_upper),
-                 f"{at}: shards must cover contiguous equal ranges; expected shard {index} to be "
-                 f"{expected_lower.hex()}..{expected_upper.hex()}, got {lower.hex()}..{upper.hex()}")
+        _require(
+            (lower, upper) == (expected_lower, expected_upper),
+            f"{at}: shards must cover contiguous equal ranges; expected shard {index} to be "
+            f"{expected_lower.hex()}..{expected_upper.hex()}, got {lower.hex()}..{upper.hex()}",
+        )
         shards.append(ShardConfig(index, shard_id, lower, upper, owners))
-    _require(len({s.shard_id for s in shards}) == len(shards), f"{where}.shards: duplicate shard id")
+    _require(
+        len({s.shard_id for s in shards}) == len(shards), f"{where}.shards: duplicate shard id"
+    )
     return tuple(shards)
 
 
@@ -219,12 +239,16 @@ def parse_config(document: Any, *, environ: dict[str, str] | None = None) -> Clu
     environ = dict(os.environ) if environ is None else environ
     _require(isinstance(document, dict), "config: expected a JSON object")
     raw_nodes = _field(document, "nodes", list, "config")
-    _require(len(raw_nodes) >= limits.replica_count,
-             f"config.nodes: at least {limits.replica_count} nodes are needed, got {len(raw_nodes)}")
+    _require(
+        len(raw_nodes) >= limits.replica_count,
+        f"config.nodes: at least {limits.replica_count} nodes are needed, got {len(raw_nodes)}",
+    )
     nodes = tuple(_parse_node(raw, f"config.nodes[{i}]") for i, raw in enumerate(raw_nodes))
     _require(len({n.node_id for n in nodes}) == len(nodes), "config.nodes: duplicate node id")
     _require(len({n.address for n in nodes}) == len(nodes), "config.nodes: duplicate address")
-    raft_ports = [(n.raft_host, n.raft_port_base + s) for n in nodes for s in range(limits.shard_count)]
+    raft_ports = [
+        (n.raft_host, n.raft_port_base + s) for n in nodes for s in range(limits.shard_count)
+    ]
     _require(len(set(raft_ports)) == len(raft_ports), "config.nodes: raft port ranges overlap")
     applications = _field(document, "applications", list, "config")
     _require(len(applications) == 1, "config.applications: expected exactly one application")
@@ -232,8 +256,10 @@ def parse_config(document: Any, *, environ: dict[str, str] | None = None) -> Clu
     _require(name == APPLICATION_NAME, f"applications[0].name: expected {APPLICATION_NAME!r}")
     shards = _parse_shards(applications[0], {n.node_id for n in nodes})
     secret = environ.get(raft_secret_env) or document.get("raftSecret") or ""
-    _require(isinstance(secret, str) and len(secret) >= raft_secret_chars_min,
-             f"config.raftSecret (or ${raft_secret_env}): at least {raft_secret_chars_min} chars")
+    _require(
+        isinstance(secret, str) and len(secret) >= raft_secret_chars_min,
+        f"config.raftSecret (or ${raft_secret_env}): at least {raft_secret_chars_min} chars",
+    )
     updated_at = document.get("updatedAt", "0")
     _require(str(updated_at).isdigit(), "config.updatedAt: expected a number of milliseconds")
     node_tls = _parse_node_tls(document.get("nodeTls"), [n.node_id for n in nodes])
@@ -241,9 +267,11 @@ def parse_config(document: Any, *, environ: dict[str, str] | None = None) -> Clu
 
 
 def _parse_node_tls(section: Any, node_ids: list[str]) -> NodeTls:
-    _require(isinstance(section, dict),
-             "config.nodeTls: missing (the node API is served over TLS): generate a config with "
-             "`ledger-dev gen-config`")
+    _require(
+        isinstance(section, dict),
+        "config.nodeTls: missing (the node API is served over TLS): generate a config with "
+        "`ledger-dev gen-config`",
+    )
     ca_cert = _field(section, "caCert", str, "config.nodeTls")
     _require("BEGIN CERTIFICATE" in ca_cert, "config.nodeTls.caCert: expected a PEM certificate")
     per_node = _field(section, "nodes", dict, "config.nodeTls")
@@ -253,8 +281,10 @@ def _parse_node_tls(section: Any, node_ids: list[str]) -> NodeTls:
         _require(node_id in per_node, f"{where}: missing")
         cert = _field(per_node[node_id], "cert", str, where)
         key = _field(per_node[node_id], "key", str, where)
-        _require("BEGIN CERTIFICATE" in cert and "PRIVATE KEY" in key,
-                 f"{where}: expected a PEM certificate and key")
+        _require(
+            "BEGIN CERTIFICATE" in cert and "PRIVATE KEY" in key,
+            f"{where}: expected a PEM certificate and key",
+        )
         certs[node_id] = (cert, key)
     return NodeTls(ca_cert, certs)
 
@@ -293,8 +323,11 @@ def generate_config(
     nodes = [
         {
             "id": f"nd_{secrets.token_hex(4)}",
-            "address": (f"{hosts[i]}:{grpc_port_base}" if hosts is not None
-                        else f"{host}:{grpc_port_base + i}"),
+            "address": (
+                f"{hosts[i]}:{grpc_port_base}"
+                if hosts is not None
+                else f"{host}:{grpc_port_base + i}"
+            ),
             "raftHost": hosts[i] if hosts is not None else raft_host,
             "raftPortBase": raft_port_base if hosts is not None else raft_port_base + 100 * i,
         }
@@ -304,23 +337,29 @@ def generate_config(
     for index in range(limits.shard_count):
         lower, upper = _shard_bounds(index)
         owners = [nodes[(index + k) % node_count]["id"] for k in range(limits.replica_count)]
-        shards.append({
-            "id": f"shrd_{secrets.token_hex(4)}",
-            "lowerBound": base64.b64encode(lower).decode(),
-            "upperBound": base64.b64encode(upper).decode(),
-            "replicas": [{"id": f"rpl_{secrets.token_hex(4)}", "nodeId": o} for o in owners],
-        })
-    node_tls = credentials.generate_node_tls([
-        (node["id"], [str(node["address"]).rsplit(":", 1)[0], str(node["raftHost"])])
-        for node in nodes
-    ])
+        shards.append(
+            {
+                "id": f"shrd_{secrets.token_hex(4)}",
+                "lowerBound": base64.b64encode(lower).decode(),
+                "upperBound": base64.b64encode(upper).decode(),
+                "replicas": [{"id": f"rpl_{secrets.token_hex(4)}", "nodeId": o} for o in owners],
+            }
+        )
+    node_tls = credentials.generate_node_tls(
+        [
+            (str(node["id"]), [str(node["address"]).rsplit(":", 1)[0], str(node["raftHost"])])
+            for node in nodes
+        ]
+    )
     document = {
-        "applications": [{
-            "name": APPLICATION_NAME,
-            "implementation": APPLICATION_NAME,
-            "replicationFactor": limits.replica_count,
-            "shards": shards,
-        }],
+        "applications": [
+            {
+                "name": APPLICATION_NAME,
+                "implementation": APPLICATION_NAME,
+                "replicationFactor": limits.replica_count,
+                "shards": shards,
+            }
+        ],
         "nodes": nodes,
         "raftSecret": secrets.token_urlsafe(24),
         "nodeTls": node_tls,

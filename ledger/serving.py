@@ -26,10 +26,12 @@ def bind_insecure_port(server: grpc.aio.Server, host: str, port: int) -> int:
     return bind_port(server, host, port, None)
 
 
-def bind_port(server: grpc.aio.Server, host: str, port: int,
-              credentials: grpc.ServerCredentials | None) -> int:
+def bind_port(
+    server: grpc.aio.Server, host: str, port: int, credentials: grpc.ServerCredentials | None
+) -> int:
     """Plaintext without ``credentials``, TLS with them; the bound port, OSError if taken."""
     try:
+        bound_port: int
         if credentials is None:
             bound_port = server.add_insecure_port(f"{host}:{port}")
         else:

@@ -26,5 +26,10 @@ __all__ = [
 
 def run_dev(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
     """``ledger-dev ARGS`` in its own process, output captured, exit status not checked."""
-    return subprocess.run([sys.executable, "-m", "ledger.cli.dev", *args], capture_output=True,
-                          text=True, timeout=timeout_s, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli.dev", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )

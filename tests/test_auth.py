@@ -28,8 +28,15 @@ from ledger.pb import ledger_api_pb2 as api
 API = "/com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi/"
 # Every rpc of the service, by the scope it needs: a new rpc fails the test below until it is
 # placed here (its Get*/List* name alone makes it a read; anything else is a write).
-WRITE_RPCS = ["CreateAccount", "CreateTransaction", "SettleTransaction", "CancelTransaction",
-              "CreateTransactions", "CreateAccounts", "CreateTransfer"]
+WRITE_RPCS = [
+    "CreateAccount",
+    "CreateTransaction",
+    "SettleTransaction",
+    "CancelTransaction",
+    "CreateTransactions",
+    "CreateAccounts",
+    "CreateTransfer",
+]
 READ_RPCS = ["GetAccount", "GetTransaction", "ListTransactions", "GetTransfer"]
 
 
@@ -39,6 +46,7 @@ def table(*entries: tuple[str, str, str]) -> auth.TokenTable:
 
 
 # -- tokens and the token file ---------------------------------------------------------------------
+
 
 def test_new_tokens_are_random_and_prefixed() -> None:
     tokens = {auth.new_token() for _ in range(100)}
@@ -55,22 +63,30 @@ def test_token_line_holds_the_hash_never_the_token() -> None:
 
 
 def test_parse_tokens_skips_comments_and_blank_lines() -> None:
-    text = "# a comment\n\n" + auth.token_line("t1", "read", "alice") + "\n  \n" + \
-        auth.token_line("t2", "write", "bob") + "\n"
+    text = (
+        "# a comment\n\n"
+        + auth.token_line("t1", "read", "alice")
+        + "\n  \n"
+        + auth.token_line("t2", "write", "bob")
+        + "\n"
+    )
     entries = auth.parse_tokens(text, "f")
     assert [(e.scope, e.name) for e in entries] == [("read", "alice"), ("write", "bob")]
     assert entries[0].digest == hashlib.sha256(b"t1").digest()
 
 
-@pytest.mark.parametrize("line, fragment", [
-    ("sha256:" + "a" * 64 + " read", "expected 'sha256:<64 hex> <scope> <name>'"),
-    ("sha256:" + "a" * 63 + " read alice", "64 lowercase hex"),
-    ("sha256:" + "A" * 64 + " read alice", "64 lowercase hex"),
-    ("md5:" + "a" * 64 + " read alice", "64 lowercase hex"),
-    ("ledger_plaintexttoken read alice", "never tokens"),
-    ("sha256:" + "a" * 64 + " admin alice", "scope 'admin'"),
-    ("sha256:" + "a" * 64 + " read al/ice", "token name"),
-])
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("sha256:" + "a" * 64 + " read", "expected 'sha256:<64 hex> <scope> <name>'"),
+        ("sha256:" + "a" * 63 + " read alice", "64 lowercase hex"),
+        ("sha256:" + "A" * 64 + " read alice", "64 lowercase hex"),
+        ("md5:" + "a" * 64 + " read alice", "64 lowercase hex"),
+        ("ledger_plaintexttoken read alice", "never tokens"),
+        ("sha256:" + "a" * 64 + " admin alice", "scope 'admin'"),
+        ("sha256:" + "a" * 64 + " read al/ice", "token name"),
+    ],
+)
 def test_parse_tokens_refuses_bad_lines_with_file_and_line(line: str, fragment: str) -> None:
     with pytest.raises(auth.TokenFileError) as caught:
         auth.parse_tokens("# header\n" + line + "\n", "tokens.txt")
@@ -80,11 +96,15 @@ def test_parse_tokens_refuses_bad_lines_with_file_and_line(line: str, fragment: 
 
 def test_parse_tokens_refuses_duplicate_names_and_hashes() -> None:
     with pytest.raises(auth.TokenFileError, match="name 'alice' appears twice"):
-        auth.parse_tokens(auth.token_line("t1", "read", "alice") + "\n"
-                          + auth.token_line("t2", "read", "alice"), "f")
+        auth.parse_tokens(
+            auth.token_line("t1", "read", "alice") + "\n" + auth.token_line("t2", "read", "alice"),
+            "f",
+        )
     with pytest.raises(auth.TokenFileError, match="same token hash"):
-        auth.parse_tokens(auth.token_line("t1", "read", "alice") + "\n"
-                          + auth.token_line("t1", "write", "bob"), "f")
+        auth.parse_tokens(
+            auth.token_line("t1", "read", "alice") + "\n" + auth.token_line("t1", "write", "bob"),
+            "f",
+        )
 
 
 def test_append_token_creates_a_private_file_and_refuses_duplicates(tmp_path: pathlib.Path) -> None:
@@ -115,6 +135,7 @@ def test_lookup_finds_the_entry_and_nothing_else() -> None:
 
 # -- scopes and the check ------------------------------------------------------------------------
 
+
 def test_every_api_rpc_has_the_documented_scope() -> None:
     methods = {m.name for m in api.DESCRIPTOR.services_by_name["LedgerServiceApi"].methods}
     assert methods == set(WRITE_RPCS) | set(READ_RPCS)
@@ -127,24 +148,30 @@ def test_every_api_rpc_has_the_documented_scope() -> None:
 def test_health_is_open_reflection_is_read_unknown_is_write() -> None:
     assert auth.required_scope("/grpc.health.v1.Health/Check") is None
     assert auth.required_scope("/grpc.health.v1.Health/Watch") is None
-    assert auth.required_scope(
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo") == "read"
+    assert (
+        auth.required_scope("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+        == "read"
+    )
     assert auth.required_scope("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo") == (
-        "read")
+        "read"
+    )
     assert auth.required_scope(API + "DropEverything") == "write"
     assert auth.required_scope("/other.Service/GetAccount") == "write"
 
 
-@pytest.mark.parametrize("metadata, expected", [
-    ((), None),
-    ((("authorization", "Bearer abc"),), "abc"),
-    ((("authorization", "bearer   abc "),), "abc"),
-    ((("authorization", b"Bearer abc"),), "abc"),
-    ((("authorization", "Basic abc"),), None),
-    ((("authorization", "Bearer"),), None),
-    ((("authorization", "Bearer a"), ("authorization", "Bearer b")), None),
-    ((("x-other", "Bearer abc"),), None),
-])
+@pytest.mark.parametrize(
+    "metadata, expected",
+    [
+        ((), None),
+        ((("authorization", "Bearer abc"),), "abc"),
+        ((("authorization", "bearer   abc "),), "abc"),
+        ((("authorization", b"Bearer abc"),), "abc"),
+        ((("authorization", "Basic abc"),), None),
+        ((("authorization", "Bearer"),), None),
+        ((("authorization", "Bearer a"), ("authorization", "Bearer b")), None),
+        ((("x-other", "Bearer abc"),), None),
+    ],
+)
 def test_bearer_token(metadata: Any, expected: str | None) -> None:
     assert auth.bearer_token(metadata) == expected
 
@@ -165,8 +192,7 @@ def test_check_call_outcomes() -> None:
     assert too_long is not None and too_long.reason == "TOKEN_UNKNOWN"
     denied = auth.check_call(tokens, API + "CreateTransaction", bearer("r"))
     assert denied is not None
-    assert (denied.code, denied.reason) == (grpc.StatusCode.PERMISSION_DENIED,
-                                            "INSUFFICIENT_SCOPE")
+    assert (denied.code, denied.reason) == (grpc.StatusCode.PERMISSION_DENIED, "INSUFFICIENT_SCOPE")
     assert denied.metadata == {"required_scope": "write", "token_scope": "read"}
     assert auth.check_call(tokens, API + "GetAccount", bearer("r")) is None
     assert auth.check_call(tokens, API + "GetAccount", bearer("w")) is None
@@ -175,6 +201,7 @@ def test_check_call_outcomes() -> None:
 
 
 # -- the interceptor on a real in-process server ----------------------------------------------
+
 
 class _Recorder:
     """Generic handlers of every shape; records each call that reaches them."""
@@ -192,11 +219,14 @@ class _Recorder:
             async for request in requests:
                 yield request
 
-        return grpc.method_handlers_generic_handler(API.strip("/"), {
-            "CreateTransaction": grpc.unary_unary_rpc_method_handler(unary),
-            "GetAccount": grpc.unary_unary_rpc_method_handler(unary),
-            "CreateAccounts": grpc.stream_stream_rpc_method_handler(streaming),
-        })
+        return grpc.method_handlers_generic_handler(
+            API.strip("/"),
+            {
+                "CreateTransaction": grpc.unary_unary_rpc_method_handler(unary),
+                "GetAccount": grpc.unary_unary_rpc_method_handler(unary),
+                "CreateAccounts": grpc.stream_stream_rpc_method_handler(streaming),
+            },
+        )
 
 
 async def _interceptor_scenario() -> tuple[list[str], list[tuple[str, str, str | None]]]:
@@ -209,14 +239,21 @@ async def _interceptor_scenario() -> tuple[list[str], list[tuple[str, str, str |
     outcomes: list[tuple[str, str, str | None]] = []
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            unary = {name: channel.unary_unary(API + name) for name in
-                     ("CreateTransaction", "GetAccount")}
+            unary = {
+                name: channel.unary_unary(API + name)
+                for name in ("CreateTransaction", "GetAccount")
+            }
             stream = channel.stream_stream(API + "CreateAccounts")
             cases: list[tuple[str, str | None]] = [
-                ("CreateTransaction", None), ("CreateTransaction", "bad"),
-                ("CreateTransaction", "r"), ("CreateTransaction", "w"),
-                ("GetAccount", None), ("GetAccount", "r"),
-                ("CreateAccounts", None), ("CreateAccounts", "r"), ("CreateAccounts", "w"),
+                ("CreateTransaction", None),
+                ("CreateTransaction", "bad"),
+                ("CreateTransaction", "r"),
+                ("CreateTransaction", "w"),
+                ("GetAccount", None),
+                ("GetAccount", "r"),
+                ("CreateAccounts", None),
+                ("CreateAccounts", "r"),
+                ("CreateAccounts", "w"),
             ]
             for name, token in cases:
                 metadata = () if token is None else (("authorization", f"Bearer {token}"),)
@@ -260,6 +297,7 @@ def test_interceptor_refuses_before_any_handler_runs() -> None:
 
 
 # -- server security from the flags ---------------------------------------------------------------
+
 
 def test_load_server_security_checks_the_files(tmp_path: pathlib.Path) -> None:
     pki = make_pki(tmp_path / "pki")
@@ -313,6 +351,7 @@ def test_startup_line_says_what_is_served_and_to_whom(tmp_path: pathlib.Path) ->
 
 # -- the client side -----------------------------------------------------------------------------
 
+
 class _FakeCall:
     def __init__(self) -> None:
         self.seen: list[tuple[str, Any]] = []
@@ -345,8 +384,9 @@ def test_api_stub_sends_the_token_on_every_call() -> None:
         ("call", {"metadata": (bearer,), "timeout": 1}),
         ("call", {"metadata": (bearer, ("x-trace", "1"))}),
     ]
-    assert channel.calls["CreateAccounts"].seen == [("future", {"metadata": (bearer,),
-                                                                "timeout": 2})]
+    assert channel.calls["CreateAccounts"].seen == [
+        ("future", {"metadata": (bearer,), "timeout": 2})
+    ]
 
 
 def test_api_stub_without_a_token_is_the_plain_stub() -> None:
@@ -363,8 +403,14 @@ def test_client_security_options(tmp_path: pathlib.Path, monkeypatch: pytest.Mon
     assert not plain.tls and plain.metadata == () and plain.credentials() is None
     secured = ClientSecurity.load(pki.ca, " tok ", pki.client_cert, pki.client_key)
     assert secured.tls and secured.token == "tok" and secured.credentials() is not None
-    assert secured.child_args() == ["--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
-                                    "--tls-key", str(pki.client_key)]
+    assert secured.child_args() == [
+        "--tls-ca",
+        str(pki.ca),
+        "--tls-cert",
+        str(pki.client_cert),
+        "--tls-key",
+        str(pki.client_key),
+    ]
     monkeypatch.setenv("LEDGER_TOKEN", "inherited")
     assert secured.child_env()["LEDGER_TOKEN"] == "tok"
     assert "LEDGER_TOKEN" not in plain.child_env()

@@ -18,8 +18,21 @@ from ledger.cli import bench_apply
 
 
 def test_bench_apply_reports_every_entry_size() -> None:
-    completed = run_dev("bench-apply", "--accounts", "20", "--items", "200", "--items-per-entry",
-                        "1,50", "--repeat", "2", "--preload", "100", "--json", timeout_s=120)
+    completed = run_dev(
+        "bench-apply",
+        "--accounts",
+        "20",
+        "--items",
+        "200",
+        "--items-per-entry",
+        "1,50",
+        "--repeat",
+        "2",
+        "--preload",
+        "100",
+        "--json",
+        timeout_s=120,
+    )
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)
     assert [f["items_per_entry"] for f in result["figures"]] == [1, 50]
@@ -34,12 +47,14 @@ def test_bench_apply_refuses_bad_entry_sizes() -> None:
     assert completed.returncode == 2 and "sizes must be" in completed.stderr
 
 
-def test_diverging_replicas_fail_the_measurement(tmp_path: pathlib.Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_diverging_replicas_fail_the_measurement(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(bench_apply, "digest_items", _digests_that_differ())
     with pytest.raises(AssertionError, match="diverged"):
-        bench_apply.measure_apply(tmp_path, accounts=5, preload=0, items=10,
-                                  per_entry_sizes=[5], repeat=1)
+        bench_apply.measure_apply(
+            tmp_path, accounts=5, preload=0, items=10, per_entry_sizes=[5], repeat=1
+        )
 
 
 def _digests_that_differ() -> Callable[[object], str]:

@@ -41,9 +41,9 @@ from ledger.cli.bench import (
 )
 from ledger.pb import ledger_api_pb2 as api
 
-start_timeout_s = 60.0     # the standalone server opens 16 LevelDBs before it listens
+start_timeout_s = 60.0  # the standalone server opens 16 LevelDBs before it listens
 stop_timeout_s = 15.0
-bench_timeout_s = 120.0    # a 2.5 s bench plus setup and drain; generous for slow CI machines
+bench_timeout_s = 120.0  # a 2.5 s bench plus setup and drain; generous for slow CI machines
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 MIX = "create_settled=50,create_pending=20,settle=10,cancel=10,get=5,list=5,transfer=10"
@@ -78,9 +78,18 @@ def standalone_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     log_path = root / "standalone.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "ledger.cli.standalone",
-             "--port", "0", "--data-dir", str(root / "data")],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-u",
+                "-m",
+                "ledger.cli.standalone",
+                "--port",
+                "0",
+                "--data-dir",
+                str(root / "data"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         yield _read_port(log_path, process)
@@ -94,8 +103,19 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_bench_mixed_load_reports_ordered_percentiles(standalone_port: int) -> None:
     result = _bench(
-        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "2", "--warmup", "0.5",
-        "--concurrency", "8", "--accounts", "4", "--mix", MIX, "--json",
+        "--gateway",
+        f"127.0.0.1:{standalone_port}",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        "--concurrency",
+        "8",
+        "--accounts",
+        "4",
+        "--mix",
+        MIX,
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -120,8 +140,19 @@ def test_bench_mixed_load_reports_ordered_percentiles(standalone_port: int) -> N
 def test_bench_open_loop_never_offers_more_than_the_rate(standalone_port: int) -> None:
     """With --rate the timetable caps the calls: at most rate x measured seconds (+1 slot)."""
     result = _bench(
-        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "2", "--warmup", "0",
-        "--concurrency", "4", "--accounts", "2", "--rate", "25", "--json",
+        "--gateway",
+        f"127.0.0.1:{standalone_port}",
+        "--duration",
+        "2",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "4",
+        "--accounts",
+        "2",
+        "--rate",
+        "25",
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -132,8 +163,16 @@ def test_bench_open_loop_never_offers_more_than_the_rate(standalone_port: int) -
 
 def test_bench_table_output(standalone_port: int) -> None:
     result = _bench(
-        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "0.5", "--warmup", "0",
-        "--concurrency", "2", "--accounts", "1",
+        "--gateway",
+        f"127.0.0.1:{standalone_port}",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "2",
+        "--accounts",
+        "1",
     )
     assert result.returncode == 0, result.stderr
     assert "create_settled" in result.stdout
@@ -156,9 +195,21 @@ def test_bench_unreachable_gateway_fails_in_one_line() -> None:
 
 def test_bench_batch_reports_items(standalone_port: int) -> None:
     result = _bench(
-        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "1", "--warmup", "0.2",
-        "--concurrency", "4", "--accounts", "1200", "--batch", "50", "--mix",
-        "create_settled=60,create_pending=20,settle=10,get=10", "--json",
+        "--gateway",
+        f"127.0.0.1:{standalone_port}",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--concurrency",
+        "4",
+        "--accounts",
+        "1200",
+        "--batch",
+        "50",
+        "--mix",
+        "create_settled=60,create_pending=20,settle=10,get=10",
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -179,8 +230,18 @@ def test_bench_batch_reports_items(standalone_port: int) -> None:
 
 def test_bench_batch_table(standalone_port: int) -> None:
     result = _bench(
-        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "0.5", "--warmup", "0",
-        "--concurrency", "2", "--accounts", "2", "--batch", "10",
+        "--gateway",
+        f"127.0.0.1:{standalone_port}",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "2",
+        "--accounts",
+        "2",
+        "--batch",
+        "10",
     )
     assert result.returncode == 0, result.stderr
     assert re.search(r"^op\s+calls\s+calls/s\s+items\s+items/s", result.stdout, re.MULTILINE)
@@ -209,7 +270,10 @@ def test_item_errors_are_counted_apart_from_call_errors() -> None:
     assert document["item_errors"] == {"ALREADY_EXISTS": 1, "NOT_FOUND": 2}
     assert document["total"]["ops"] == 2 and document["total"]["items"] == 17
     assert document["total"]["items_per_s"] == pytest.approx(8.5)
-    assert document["by_op"]["create_settled"]["item_errors"] == {"ALREADY_EXISTS": 1, "NOT_FOUND": 2}
+    assert document["by_op"]["create_settled"]["item_errors"] == {
+        "ALREADY_EXISTS": 1,
+        "NOT_FOUND": 2,
+    }
     assert item_code_name(0) == "OK" and item_code_name(99) == "CODE_99"
 
 
@@ -223,8 +287,19 @@ def test_bench_transfers_report_their_outcomes(standalone_port: int) -> None:
     """Transfers between seeded bench accounts: all complete (the seed top-up is far above the
     amounts), their outcomes add up to the transfer calls, no call fails."""
     result = _bench(
-        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "1", "--warmup", "0.2",
-        "--concurrency", "4", "--accounts", "8", "--mix", "transfer=100", "--json",
+        "--gateway",
+        f"127.0.0.1:{standalone_port}",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--concurrency",
+        "4",
+        "--accounts",
+        "8",
+        "--mix",
+        "transfer=100",
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -242,31 +317,47 @@ def test_bench_transfers_report_their_outcomes(standalone_port: int) -> None:
 
 def test_bench_transfers_in_a_mix_and_the_table(standalone_port: int) -> None:
     result = _bench(
-        "--gateway", f"127.0.0.1:{standalone_port}", "--duration", "0.5", "--warmup", "0",
-        "--concurrency", "2", "--accounts", "3", "--mix", "create_settled=50,transfer=50",
+        "--gateway",
+        f"127.0.0.1:{standalone_port}",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "2",
+        "--accounts",
+        "3",
+        "--mix",
+        "create_settled=50,transfer=50",
     )
     assert result.returncode == 0, result.stderr
     assert re.search(r"^transfer\s+\d+", result.stdout, re.MULTILINE), result.stdout
-    match = re.search(r"^transfers: completed=(\d+), insufficient_funds=0, failed=0$",
-                      result.stdout, re.MULTILINE)
+    match = re.search(
+        r"^transfers: completed=(\d+), insufficient_funds=0, failed=0$", result.stdout, re.MULTILINE
+    )
     assert match and int(match.group(1)) > 0, result.stdout
     assert "errors: none" in result.stdout
 
 
 def test_bench_transfer_needs_two_accounts() -> None:
-    result = _bench("--mix", "transfer=1", "--accounts", "1",
-                    "--gateway", f"127.0.0.1:{_dead_port()}")
+    result = _bench(
+        "--mix", "transfer=1", "--accounts", "1", "--gateway", f"127.0.0.1:{_dead_port()}"
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "--accounts" in result.stderr and "2 accounts" in result.stderr
 
 
 def test_transfer_outcomes_in_the_document() -> None:
-    assert [transfer_outcome(s) for s in (api.TRANSFER_STATUS_COMPLETED,
-                                          api.TRANSFER_STATUS_INSUFFICIENT_FUNDS,
-                                          api.TRANSFER_STATUS_FAILED,
-                                          api.TRANSFER_STATUS_IN_FLIGHT)] == [
-        "completed", "insufficient_funds", "failed", "in_flight"]
+    assert [
+        transfer_outcome(s)
+        for s in (
+            api.TRANSFER_STATUS_COMPLETED,
+            api.TRANSFER_STATUS_INSUFFICIENT_FUNDS,
+            api.TRANSFER_STATUS_FAILED,
+            api.TRANSFER_STATUS_IN_FLIGHT,
+        )
+    ] == ["completed", "insufficient_funds", "failed", "in_flight"]
     assert transfer_outcome(99) == "status_99"
 
     latencies = {kind: LatencyStats() for kind in OP_KINDS}
@@ -274,8 +365,9 @@ def test_transfer_outcomes_in_the_document() -> None:
     errors = {kind: collections.Counter() for kind in OP_KINDS}
     errors["transfer"]["DEADLINE_EXCEEDED"] = 1
     outcomes = collections.Counter({"insufficient_funds": 1, "completed": 2})
-    document = BenchResult(BenchConfig(mix={"transfer": 1}), 1.0, latencies, errors, 0.1,
-                           transfers=outcomes).as_json()
+    document = BenchResult(
+        BenchConfig(mix={"transfer": 1}), 1.0, latencies, errors, 0.1, transfers=outcomes
+    ).as_json()
     expected = {"completed": 2, "insufficient_funds": 1, "failed": 0}
     assert document["by_op"]["transfer"]["transfers"] == expected
     assert document["transfers"] == expected
@@ -304,7 +396,9 @@ def test_latency_stats_nearest_rank() -> None:
 
 def test_parse_mix() -> None:
     assert parse_mix("create_settled=60, get=5,list=0") == {
-        "create_settled": 60, "get": 5, "list": 0,
+        "create_settled": 60,
+        "get": 5,
+        "list": 0,
     }
     assert parse_mix("create_settled=100,transfer=10") == {"create_settled": 100, "transfer": 10}
     for bad in ("get", "get=x", "get=-1", "get=0", "get=1,get=2", "nope=1"):

@@ -16,8 +16,19 @@ compare_timeout_s = 300
 
 
 def test_bench_compare_reports_both_and_the_ratio() -> None:
-    completed = run_dev("bench-compare", "--duration", "1", "--warmup", "0", "--concurrency", "4",
-                        "--accounts", "4", "--json", timeout_s=compare_timeout_s)
+    completed = run_dev(
+        "bench-compare",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "4",
+        "--accounts",
+        "4",
+        "--json",
+        timeout_s=compare_timeout_s,
+    )
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)
     for kind in ("standalone", "cluster"):
@@ -29,14 +40,27 @@ def test_bench_compare_reports_both_and_the_ratio() -> None:
 
 
 def test_bench_compare_measures_durability_both_ways() -> None:
-    completed = run_dev("bench-compare", "--duration", "1", "--warmup", "0", "--concurrency", "4",
-                        "--accounts", "4", "--fsync", "both", "--json",
-                        timeout_s=compare_timeout_s)
+    completed = run_dev(
+        "bench-compare",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "4",
+        "--accounts",
+        "4",
+        "--fsync",
+        "both",
+        "--json",
+        timeout_s=compare_timeout_s,
+    )
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)
     kinds = ("standalone", "cluster", "standalone-nofsync", "cluster-nofsync")
     for kind in kinds:
         assert result[kind]["ops_per_s"] > 0 and result[kind]["errors"] == 0
     assert result["ratios"]["cluster / cluster-nofsync"] == (
-        result["cluster"]["ops_per_s"] / result["cluster-nofsync"]["ops_per_s"])
+        result["cluster"]["ops_per_s"] / result["cluster-nofsync"]["ops_per_s"]
+    )
     assert "starting cluster-nofsync" in completed.stderr

@@ -43,8 +43,9 @@ def test_count_log_lines(tmp_path: pathlib.Path) -> None:
         "2026 CRITICAL pysyncobj: truncating already-applied log entries from index 7\n"
         "2026 CRITICAL other: boom\n"
     )
-    counts = count_log_lines([log, tmp_path / "missing.log"],
-                             ["CRITICAL", "truncating already-applied"])
+    counts = count_log_lines(
+        [log, tmp_path / "missing.log"], ["CRITICAL", "truncating already-applied"]
+    )
     assert counts == {"CRITICAL": 2, "truncating already-applied": 1}
 
 
@@ -62,8 +63,9 @@ class _FakeStub:
         await asyncio.sleep(0)
         if self.call_failures > 0:
             self.call_failures -= 1
-            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
-                                       grpc.aio.Metadata(), "no leader")
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "no leader"
+            )
         self.items_sent += len(request.transactions)
         results = []
         for _ in request.transactions:
@@ -78,8 +80,14 @@ class _FakeStub:
 def _loader(stub: Any) -> _Loader:
     target = _Target("unused", parse_config(generate_config(), environ={}), None)
     target.shard_terms = dict  # type: ignore[method-assign]  # no nodes to ask
-    return _Loader(stub, [f"{n:016x}" for n in range(7)], concurrency=3, window_s=60.0,
-                   target=target, origin_s=0.0)
+    return _Loader(
+        stub,
+        [f"{n:016x}" for n in range(7)],
+        concurrency=3,
+        window_s=60.0,
+        target=target,
+        origin_s=0.0,
+    )
 
 
 def test_loader_sends_failed_items_again_and_counts_every_failure() -> None:
@@ -95,16 +103,29 @@ def test_loader_sends_failed_items_again_and_counts_every_failure() -> None:
 
 def test_loader_gives_up_when_calls_keep_failing() -> None:
     with pytest.raises(click.ClickException, match="without progress; last: UNAVAILABLE"):
-        asyncio.run(_loader(_FakeStub(call_failures=10**6, item_failures=0)).grow(
-            0, 10_000, Progress()))
+        asyncio.run(
+            _loader(_FakeStub(call_failures=10**6, item_failures=0)).grow(0, 10_000, Progress())
+        )
     with pytest.raises(click.ClickException, match="last: item RESOURCE_EXHAUSTED"):
-        asyncio.run(_loader(_FakeStub(call_failures=0, item_failures=10**9)).grow(
-            0, 10_000, Progress()))
+        asyncio.run(
+            _loader(_FakeStub(call_failures=0, item_failures=10**9)).grow(0, 10_000, Progress())
+        )
 
 
 def test_bench_scale_reports_every_stage_and_the_growth() -> None:
-    completed = run_dev("bench-scale", "--stages", "0,3000", "--duration", "1", "--window", "1",
-                        "--accounts", "50", "--json", timeout_s=scale_timeout_s)
+    completed = run_dev(
+        "bench-scale",
+        "--stages",
+        "0,3000",
+        "--duration",
+        "1",
+        "--window",
+        "1",
+        "--accounts",
+        "50",
+        "--json",
+        timeout_s=scale_timeout_s,
+    )
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr
     document = json.loads(completed.stdout)

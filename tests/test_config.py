@@ -35,31 +35,62 @@ def _set_bound(doc: Doc, shard: int, which: str, raw: bytes) -> None:
 
 MUTATIONS: list[tuple[str, Callable[[Doc], None], str]] = [
     ("two nodes", lambda d: d["nodes"].pop(), "at least 3 nodes"),
-    ("duplicate node id", lambda d: d["nodes"][1].update(id=d["nodes"][0]["id"]), "duplicate node id"),
-    ("duplicate address", lambda d: d["nodes"][1].update(address=d["nodes"][0]["address"]),
-     "duplicate address"),
+    (
+        "duplicate node id",
+        lambda d: d["nodes"][1].update(id=d["nodes"][0]["id"]),
+        "duplicate node id",
+    ),
+    (
+        "duplicate address",
+        lambda d: d["nodes"][1].update(address=d["nodes"][0]["address"]),
+        "duplicate address",
+    ),
     ("bad address", lambda d: d["nodes"][0].update(address="localhost"), "expected host:port"),
     ("empty id", lambda d: d["nodes"][0].update(id=""), "must not be empty"),
-    ("raft ports overlap", lambda d: d["nodes"][1].update(raftPortBase=d["nodes"][0]["raftPortBase"] + 3),
-     "raft port ranges overlap"),
+    (
+        "raft ports overlap",
+        lambda d: d["nodes"][1].update(raftPortBase=d["nodes"][0]["raftPortBase"] + 3),
+        "raft port ranges overlap",
+    ),
     ("raft port too high", lambda d: d["nodes"][0].update(raftPortBase=65530), "leaves no room"),
     ("port as string", lambda d: d["nodes"][0].update(raftPortBase="17000"), "expected int"),
     ("15 shards", lambda d: _shards(d).pop(), "expected 16 shards"),
-    ("replicas on one node",
-     lambda d: _shards(d)[3]["replicas"][1].update(nodeId=_shards(d)[3]["replicas"][0]["nodeId"]),
-     "two replicas on one node"),
-    ("unknown node", lambda d: _shards(d)[0]["replicas"][0].update(nodeId="nd_nope"),
-     "unknown node id 'nd_nope'"),
+    (
+        "replicas on one node",
+        lambda d: _shards(d)[3]["replicas"][1].update(
+            nodeId=_shards(d)[3]["replicas"][0]["nodeId"]
+        ),
+        "two replicas on one node",
+    ),
+    (
+        "unknown node",
+        lambda d: _shards(d)[0]["replicas"][0].update(nodeId="nd_nope"),
+        "unknown node id 'nd_nope'",
+    ),
     ("two replicas", lambda d: _shards(d)[2]["replicas"].pop(), "replicationFactor is 3"),
     ("factor 2", lambda d: d["applications"][0].update(replicationFactor=2), "at least 3"),
-    ("gap", lambda d: _set_bound(d, 5, "upperBound", bytes([0x5E, 0xFF, 0xFF, 0xFF])),
-     "contiguous equal ranges"),
+    (
+        "gap",
+        lambda d: _set_bound(d, 5, "upperBound", bytes([0x5E, 0xFF, 0xFF, 0xFF])),
+        "contiguous equal ranges",
+    ),
     ("3-byte bound", lambda d: _set_bound(d, 0, "lowerBound", b"\x00\x00\x00"), "exactly 4 bytes"),
     ("not base64", lambda d: _shards(d)[0].update(lowerBound="!!!"), "not valid base64"),
-    ("lower above upper", lambda d: _set_bound(d, 1, "lowerBound", b"\xff\xff\xff\xff"),
-     "is above upperBound"),
-    ("duplicate shard id", lambda d: _shards(d)[1].update(id=_shards(d)[0]["id"]), "duplicate shard id"),
-    ("other application", lambda d: d["applications"][0].update(name="Other"), "expected 'Accounts'"),
+    (
+        "lower above upper",
+        lambda d: _set_bound(d, 1, "lowerBound", b"\xff\xff\xff\xff"),
+        "is above upperBound",
+    ),
+    (
+        "duplicate shard id",
+        lambda d: _shards(d)[1].update(id=_shards(d)[0]["id"]),
+        "duplicate shard id",
+    ),
+    (
+        "other application",
+        lambda d: d["applications"][0].update(name="Other"),
+        "expected 'Accounts'",
+    ),
     ("no secret", lambda d: d.pop("raftSecret"), "raftSecret"),
     ("short secret", lambda d: d.update(raftSecret="short"), "at least 16 chars"),
     ("bad updatedAt", lambda d: d.update(updatedAt="yesterday"), "updatedAt"),
@@ -115,9 +146,20 @@ def test_unreadable_and_malformed_files(tmp_path: pathlib.Path) -> None:
 
 def test_gen_config_writes_a_valid_config_and_matching_procfile(tmp_path: pathlib.Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.dev", "gen-config", "--output",
-         str(tmp_path / "c.json"), "--procfile", str(tmp_path / "Procfile")],
-        capture_output=True, text=True, check=False, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli.dev",
+            "gen-config",
+            "--output",
+            str(tmp_path / "c.json"),
+            "--procfile",
+            str(tmp_path / "Procfile"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert completed.returncode == 0, completed.stderr
     config = load_config(tmp_path / "c.json")
@@ -127,11 +169,23 @@ def test_gen_config_writes_a_valid_config_and_matching_procfile(tmp_path: pathli
     assert json.loads((tmp_path / "c.json").read_text())["raftSecret"] == config.raft_secret
 
 
-def test_node_with_unknown_id_exits_with_one_line() -> None:
+def test_node_with_unknown_id_exits_with_one_line(tmp_path: pathlib.Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.node", "--node-id", "nd_nope", "--data-dir", "/tmp/x",
-         "--cluster-config", str(REPO / "cluster_config.json")],
-        capture_output=True, text=True, check=False, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli.node",
+            "--node-id",
+            "nd_nope",
+            "--data-dir",
+            str(tmp_path),
+            "--cluster-config",
+            str(REPO / "cluster_config.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert completed.returncode != 0
     assert "unknown node id 'nd_nope'" in completed.stderr
@@ -139,18 +193,44 @@ def test_node_with_unknown_id_exits_with_one_line() -> None:
 
 
 def test_gen_config_for_separate_hosts_binds_each_node_to_its_address(
-        tmp_path: pathlib.Path) -> None:
+    tmp_path: pathlib.Path,
+) -> None:
     output = tmp_path / "cluster_config.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.dev", "gen-config", "--output", str(output),
-         "--hosts", "10.0.0.1,10.0.0.2,10.0.0.3"],
-        capture_output=True, text=True, check=False, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli.dev",
+            "gen-config",
+            "--output",
+            str(output),
+            "--hosts",
+            "10.0.0.1,10.0.0.2,10.0.0.3",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert completed.returncode == 0, completed.stderr
     config = load_config(output)
     assert [(n.grpc_host, n.grpc_port, n.raft_host, n.raft_port_base) for n in config.nodes] == [
-        (f"10.0.0.{i}", 7000, f"10.0.0.{i}", 17000) for i in (1, 2, 3)]
+        (f"10.0.0.{i}", 7000, f"10.0.0.{i}", 17000) for i in (1, 2, 3)
+    ]
     refused = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.dev", "gen-config", "--output", str(output),
-         "--hosts", "10.0.0.1,10.0.0.1,10.0.0.3"],
-        capture_output=True, text=True, check=False, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli.dev",
+            "gen-config",
+            "--output",
+            str(output),
+            "--hosts",
+            "10.0.0.1,10.0.0.1,10.0.0.3",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert refused.returncode != 0 and "3 distinct addresses" in refused.stderr

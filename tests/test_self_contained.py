@@ -18,11 +18,11 @@ REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 _PARENT = r"\.\./"
 _SECTION = "\u00a7"
 FORBIDDEN = [
-    _PARENT + "sha" + "red",                                    # a sibling workspace folder
-    "SP" + "EC " + _SECTION,                                    # sections of an outside spec
+    _PARENT + "sha" + "red",  # a sibling workspace folder
+    "SP" + "EC " + _SECTION,  # sections of an outside spec
     "SP" + r"EC\.md",
     "no" + "tes/(pysyncobj|throughput|style|anchors|reference)",  # design notes kept elsewhere
-    r"\b[Ii]ssue #?[0-9]+",                                     # tracker numbers
+    r"\b[Ii]ssue #?[0-9]+",  # tracker numbers
 ]
 
 
@@ -32,6 +32,11 @@ def test_no_reference_to_documents_outside_the_repository() -> None:
     pattern = "|".join(f"({part})" for part in FORBIDDEN)
     found = subprocess.run(
         ["git", "grep", "-n", "-I", "-E", pattern, "--", "."],
-        cwd=REPOSITORY, capture_output=True, text=True, timeout=60, check=False)
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert found.returncode in (0, 1), found.stderr
     assert found.stdout == "", f"references to outside documents:\n{found.stdout}"

@@ -21,12 +21,12 @@ validity = datetime.timedelta(days=1)
 
 @dataclasses.dataclass(frozen=True)
 class Pki:
-    ca: pathlib.Path            # CA certificate
-    server_cert: pathlib.Path   # for localhost and 127.0.0.1, signed by ca
+    ca: pathlib.Path  # CA certificate
+    server_cert: pathlib.Path  # for localhost and 127.0.0.1, signed by ca
     server_key: pathlib.Path
-    client_cert: pathlib.Path   # signed by ca
+    client_cert: pathlib.Path  # signed by ca
     client_key: pathlib.Path
-    other_ca: pathlib.Path      # an unrelated CA
+    other_ca: pathlib.Path  # an unrelated CA
     other_client_cert: pathlib.Path  # signed by other_ca
     other_client_key: pathlib.Path
 
@@ -41,9 +41,13 @@ def _write_cert(path: pathlib.Path, certificate: x509.Certificate) -> pathlib.Pa
 
 
 def _write_key(path: pathlib.Path, key: ec.EllipticCurvePrivateKey) -> pathlib.Path:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return path
 
 
@@ -51,24 +55,36 @@ def _ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
     now = datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = (
-        x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(_name(common_name))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + validity)
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, hashes.SHA256())
     )
     return certificate, key
 
 
-def _leaf(common_name: str, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
-          names: list[x509.GeneralName], usage: x509.ObjectIdentifier,
-          ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _leaf(
+    common_name: str,
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    names: list[x509.GeneralName],
+    usage: x509.ObjectIdentifier,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     now = datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = (
-        x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + validity)
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + validity)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
@@ -81,15 +97,23 @@ def make_pki(directory: pathlib.Path) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     ca, ca_key = _ca("ledger test CA")
     server, server_key = _leaf(
-        "ledger test server", ca, ca_key,
+        "ledger test server",
+        ca,
+        ca_key,
         [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
-        ExtendedKeyUsageOID.SERVER_AUTH)
-    client, client_key = _leaf("ledger test client", ca, ca_key, [x509.DNSName("client")],
-                               ExtendedKeyUsageOID.CLIENT_AUTH)
+        ExtendedKeyUsageOID.SERVER_AUTH,
+    )
+    client, client_key = _leaf(
+        "ledger test client", ca, ca_key, [x509.DNSName("client")], ExtendedKeyUsageOID.CLIENT_AUTH
+    )
     other_ca, other_ca_key = _ca("unrelated CA")
-    other_client, other_client_key = _leaf("stranger", other_ca, other_ca_key,
-                                           [x509.DNSName("stranger")],
-                                           ExtendedKeyUsageOID.CLIENT_AUTH)
+    other_client, other_client_key = _leaf(
+        "stranger",
+        other_ca,
+        other_ca_key,
+        [x509.DNSName("stranger")],
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+    )
     return Pki(
         ca=_write_cert(directory / "ca.pem", ca),
         server_cert=_write_cert(directory / "server.pem", server),

@@ -108,19 +108,19 @@ __all__ = [
 ]
 
 # --- Limits and defaults, with units.
-call_timeout_s = 5.0              # deadline of every call (the gateway's default)
-connect_timeout_s = 5.0           # wait for the first channel to become READY before giving up
-progress_interval_s = 1.0         # live progress line period on stderr
-pending_ids_max = 10_000          # pending transaction ids remembered for settle/cancel
-seed_topup_amount = 10**15        # minor units per account: ~10^14 purchases of at most 10
-purchase_amount_min = 1           # minor units; purchases are -min..-max
+call_timeout_s = 5.0  # deadline of every call (the gateway's default)
+connect_timeout_s = 5.0  # wait for the first channel to become READY before giving up
+progress_interval_s = 1.0  # live progress line period on stderr
+pending_ids_max = 10_000  # pending transaction ids remembered for settle/cancel
+seed_topup_amount = 10**15  # minor units per account: ~10^14 purchases of at most 10
+purchase_amount_min = 1  # minor units; purchases are -min..-max
 purchase_amount_max = 10
-rate_max = 1_000_000.0            # calls/s; far above what one client process can offer
-concurrency_max = 10_000          # in-flight calls; more only measures the client's event loop
+rate_max = 1_000_000.0  # calls/s; far above what one client process can offer
+concurrency_max = 10_000  # in-flight calls; more only measures the client's event loop
 channels_max = 256
 accounts_max = 1_000_000
 duration_max_s = 24 * 3600.0
-setup_calls_max = 4               # batch calls in flight while creating and seeding accounts
+setup_calls_max = 4  # batch calls in flight while creating and seeding accounts
 batch_max = limits.batch_items_max  # items per CreateTransactions / CreateAccounts call
 
 GATEWAY_DEFAULT = "localhost:8000"
@@ -128,7 +128,7 @@ MIX_DEFAULT = "create_settled=100"
 OP_KINDS = ("create_settled", "create_pending", "settle", "cancel", "get", "list", "transfer")
 TRANSFER_OUTCOMES = ("completed", "insufficient_funds", "failed")  # always in the JSON, in order
 BATCHED_KINDS = ("create_settled", "create_pending")  # the ops that --batch turns into batches
-_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+_CODE_NAMES: dict[int, str] = {code.value[0]: code.name for code in grpc.StatusCode}
 
 assert 0 < purchase_amount_min <= purchase_amount_max
 assert seed_topup_amount + purchase_amount_max < 2**63  # the seed must not overflow a balance
@@ -197,7 +197,7 @@ class BenchConfig:
     batch: int = 0
     seed: int = 1
     rate: float = 0.0  # calls/s offered; 0 = closed loop
-    tls: bool = False    # what the channels used (set from the client options; the token itself
+    tls: bool = False  # what the channels used (set from the client options; the token itself
     token: bool = False  # is never part of the config or its JSON)
 
     def as_json(self) -> dict[str, Any]:
@@ -222,9 +222,13 @@ class BenchResult:
     def transfer_outcomes(self) -> dict[str, int]:
         """Transfers by final status: the TRANSFER_OUTCOMES (0 if none), then any other."""
         counts = {outcome: self.transfers.get(outcome, 0) for outcome in TRANSFER_OUTCOMES}
-        return counts | dict(sorted(
-            (outcome, count) for outcome, count in self.transfers.items() if outcome not in counts
-        ))
+        return counts | dict(
+            sorted(
+                (outcome, count)
+                for outcome, count in self.transfers.items()
+                if outcome not in counts
+            )
+        )
 
     def as_json(self) -> dict[str, Any]:
         """{params, total, by_op, errors, item_errors[, transfers]}: the ``--json`` document."""
@@ -248,9 +252,7 @@ class BenchResult:
         total_item_errors: collections.Counter[str] = collections.Counter()
         for errors in self.item_errors.values():
             total_item_errors.update(errors)
-        total_items = sum(
-            self.items.get(kind, len(self.latencies[kind])) for kind in OP_KINDS
-        )
+        total_items = sum(self.items.get(kind, len(self.latencies[kind])) for kind in OP_KINDS)
         total = LatencyStats.merged(list(self.latencies.values())).summary(
             self.elapsed_s, total_items
         )
@@ -278,7 +280,7 @@ def transfer_outcome(status: int) -> str:
     """``completed``, ``insufficient_funds``, ``failed`` (or ``in_flight``, ``invalid``,
     ``status_<n>``): a TransferStatus as counted in the result."""
     try:
-        name = api.TransferStatus.Name(status)  # type: ignore[arg-type]
+        name = api.TransferStatus.Name(status)
     except ValueError:
         return f"status_{status}"
     return name.removeprefix("TRANSFER_STATUS_").lower()
@@ -378,9 +380,9 @@ class _Bench:
         self.transfers: collections.Counter[str] = collections.Counter()
         self.recording = False
         self.next_start_s = 0.0  # --rate: the timetable's next slot (perf_counter seconds)
-        self.phase_ops = 0       # OK calls in the current phase (progress line only)
-        self.phase_items = 0     # OK items in the current phase (progress line only)
-        self.phase_errors = 0    # failed calls and failed items in the current phase
+        self.phase_ops = 0  # OK calls in the current phase (progress line only)
+        self.phase_items = 0  # OK items in the current phase (progress line only)
+        self.phase_errors = 0  # failed calls and failed items in the current phase
 
     # --- connection and setup
 
@@ -431,13 +433,17 @@ class _Bench:
                     raise refuse("CreateAccounts", failure, failed)
                 account_ids = [result.account.id for result in created.results]
                 seeded = await self.stub().CreateTransactions(
-                    api.CreateTransactionsRequest(transactions=[
-                        api.CreateTransactionRequest(
-                            account_id=account_id, amount=seed_topup_amount,
-                            description="bench seed top-up", settled=True,
-                        )
-                        for account_id in account_ids
-                    ]),
+                    api.CreateTransactionsRequest(
+                        transactions=[
+                            api.CreateTransactionRequest(
+                                account_id=account_id,
+                                amount=seed_topup_amount,
+                                description="bench seed top-up",
+                                settled=True,
+                            )
+                            for account_id in account_ids
+                        ]
+                    ),
                     timeout=call_timeout_s,
                 )
                 failure = first_failure(seeded.results)
@@ -469,8 +475,10 @@ class _Bench:
 
     def purchase(self, settled: bool) -> api.CreateTransactionRequest:
         return api.CreateTransactionRequest(
-            account_id=self.random_account(), amount=self.purchase_amount(),
-            description="bench", settled=settled,
+            account_id=self.random_account(),
+            amount=self.purchase_amount(),
+            description="bench",
+            settled=settled,
         )
 
     async def create(self, settled: bool) -> _Items | None:
@@ -509,7 +517,8 @@ class _Bench:
         source, target = self.transfer_pair()
         response = await self.stub().CreateTransfer(
             api.CreateTransferRequest(
-                from_account_id=source, to_account_id=target,
+                from_account_id=source,
+                to_account_id=target,
                 amount=self.rng.randint(purchase_amount_min, purchase_amount_max),
                 description="bench transfer",
             ),
@@ -628,7 +637,8 @@ class _Bench:
                 if now - phase_start > 0.05:  # a rate over the first instant is noise
                     items = (
                         f"items/s {self.phase_items / phase_elapsed:9.1f}  "
-                        if self.config.batch else ""
+                        if self.config.batch
+                        else ""
                     )
                     progress.show(
                         f"{phase} {now - run_start:6.1f}s  ops {self.phase_ops}  "
@@ -659,8 +669,9 @@ class _Bench:
         )
 
 
-async def _wait_ready(channel: grpc.aio.Channel, address: str,
-                      security: ClientSecurity | None = None) -> None:
+async def _wait_ready(
+    channel: grpc.aio.Channel, address: str, security: ClientSecurity | None = None
+) -> None:
     """Wait for READY; a refused connection fails at once, anything else after connect_timeout_s."""
     unreachable = unreachable_error(address, security)
     loop = asyncio.get_running_loop()
@@ -714,17 +725,36 @@ def format_table(document: dict[str, Any]) -> str:
         f"measured {document['elapsed_s']:.2f}s, client CPU {document['client_cpu_s']:.2f}s",
         "",
     ]
-    header = ("op", "calls", "calls/s", "items", "items/s", "p50 ms", "p95 ms", "p99 ms",
-              "max ms", "errors", "item errors")
+    header = (
+        "op",
+        "calls",
+        "calls/s",
+        "items",
+        "items/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "item errors",
+    )
     rows: list[tuple[str, ...]] = [header]
 
-    def row(name: str, stats: dict[str, Any], errors: dict[str, int],
-            item_errors: dict[str, int]) -> tuple[str, ...]:
+    def row(
+        name: str, stats: dict[str, Any], errors: dict[str, int], item_errors: dict[str, int]
+    ) -> tuple[str, ...]:
         return (
-            name, str(stats["ops"]), f"{stats['ops_per_s']:.1f}", str(stats["items"]),
-            f"{stats['items_per_s']:.1f}", _fmt_ms(stats["p50_ms"]),
-            _fmt_ms(stats["p95_ms"]), _fmt_ms(stats["p99_ms"]), _fmt_ms(stats["max_ms"]),
-            str(sum(errors.values())), str(sum(item_errors.values())),
+            name,
+            str(stats["ops"]),
+            f"{stats['ops_per_s']:.1f}",
+            str(stats["items"]),
+            f"{stats['items_per_s']:.1f}",
+            _fmt_ms(stats["p50_ms"]),
+            _fmt_ms(stats["p95_ms"]),
+            _fmt_ms(stats["p99_ms"]),
+            _fmt_ms(stats["max_ms"]),
+            str(sum(errors.values())),
+            str(sum(item_errors.values())),
         )
 
     for kind, stats in document["by_op"].items():
@@ -732,52 +762,118 @@ def format_table(document: dict[str, Any]) -> str:
     rows.append(row("total", document["total"], document["errors"], document["item_errors"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
-        lines.append("  ".join(
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(r)
-        ))
+        lines.append(
+            "  ".join(
+                cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
+                for i, cell in enumerate(r)
+            )
+        )
     lines.append("")
     lines.append("latency is per call; items are transactions created OK")
     lines.append(f"errors: {_format_errors(document['errors'])}")
     lines.append(f"item errors: {_format_errors(document['item_errors'])}")
     if "transfers" in document:
-        lines.append("transfers: " + ", ".join(
-            f"{outcome}={count}" for outcome, count in document["transfers"].items()))
+        lines.append(
+            "transfers: "
+            + ", ".join(f"{outcome}={count}" for outcome, count in document["transfers"].items())
+        )
     return "\n".join(lines)
 
 
 @click.command("bench", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--gateway", default=GATEWAY_DEFAULT, show_default=True)
-@click.option("--concurrency", type=click.IntRange(1, concurrency_max), default=64,
-              show_default=True, help="Calls in flight.")
-@click.option("--duration", type=click.FloatRange(0, duration_max_s, min_open=True),
-              default=10.0, show_default=True, help="Measured seconds.")
-@click.option("--warmup", type=click.FloatRange(0, duration_max_s), default=2.0,
-              show_default=True, help="Seconds of load before measuring (not recorded).")
-@click.option("--accounts", type=click.IntRange(1, accounts_max), default=64, show_default=True,
-              help="Accounts created and seeded at start.")
-@click.option("--mix", default=MIX_DEFAULT, show_default=True, callback=_mix_option,
-              help=f"Weights, name=int comma list; names: {', '.join(OP_KINDS)}.")
-@click.option("--channels", type=click.IntRange(1, channels_max), default=1, show_default=True,
-              help="grpc.aio channels (connections); calls go round-robin.")
-@click.option("--batch", type=click.IntRange(0, batch_max), default=0, show_default=True,
-              help="Purchases per CreateTransactions call for the create ops; 0 = single "
-                   "CreateTransaction calls.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, concurrency_max),
+    default=64,
+    show_default=True,
+    help="Calls in flight.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0, duration_max_s, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Measured seconds.",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(0, duration_max_s),
+    default=2.0,
+    show_default=True,
+    help="Seconds of load before measuring (not recorded).",
+)
+@click.option(
+    "--accounts",
+    type=click.IntRange(1, accounts_max),
+    default=64,
+    show_default=True,
+    help="Accounts created and seeded at start.",
+)
+@click.option(
+    "--mix",
+    default=MIX_DEFAULT,
+    show_default=True,
+    callback=_mix_option,
+    help=f"Weights, name=int comma list; names: {', '.join(OP_KINDS)}.",
+)
+@click.option(
+    "--channels",
+    type=click.IntRange(1, channels_max),
+    default=1,
+    show_default=True,
+    help="grpc.aio channels (connections); calls go round-robin.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(0, batch_max),
+    default=0,
+    show_default=True,
+    help="Purchases per CreateTransactions call for the create ops; 0 = single "
+    "CreateTransaction calls.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the op choice RNG.")
-@click.option("--rate", type=click.FloatRange(0, rate_max), default=0.0, show_default=True,
-              help="Offered calls/s (open loop, latency from the scheduled start); 0 = closed loop.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, rate_max),
+    default=0.0,
+    show_default=True,
+    help="Offered calls/s (open loop, latency from the scheduled start); 0 = closed loop.",
+)
 @client_security_options
-def bench_command(gateway: str, concurrency: int, duration: float, warmup: float, accounts: int,
-                  mix: dict[str, int], channels: int, batch: int, as_json: bool,
-                  seed: int, rate: float, security: ClientSecurity) -> None:
+def bench_command(
+    gateway: str,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    accounts: int,
+    mix: dict[str, int],
+    channels: int,
+    batch: int,
+    as_json: bool,
+    seed: int,
+    rate: float,
+    security: ClientSecurity,
+) -> None:
     """Load the gateway with a mix of calls and print throughput and latency percentiles."""
     if mix.get("transfer", 0) > 0 and accounts < 2:
-        raise click.BadParameter("a mix with transfer needs 2 accounts or more",
-                                 param_hint="--accounts")
+        raise click.BadParameter(
+            "a mix with transfer needs 2 accounts or more", param_hint="--accounts"
+        )
     config = BenchConfig(
-        gateway=gateway, concurrency=concurrency, duration_s=duration, warmup_s=warmup,
-        accounts=accounts, mix=mix, channels=channels, batch=batch, seed=seed, rate=rate,
-        tls=security.tls, token=security.token is not None,
+        gateway=gateway,
+        concurrency=concurrency,
+        duration_s=duration,
+        warmup_s=warmup,
+        accounts=accounts,
+        mix=mix,
+        channels=channels,
+        batch=batch,
+        seed=seed,
+        rate=rate,
+        tls=security.tls,
+        token=security.token is not None,
     )
     result = asyncio.run(run_bench(config, security))
     document = result.as_json()

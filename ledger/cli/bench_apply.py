@@ -58,8 +58,8 @@ class ApplyFigures:
     items_per_entry: int
     items: int
     reexecute_us: tuple[float, float]  # every replica runs the commands (standalone's path)
-    leader_us: tuple[float, float]     # the leader executes once and applies its write set
-    follower_us: tuple[float, float]   # a follower applies the write set
+    leader_us: tuple[float, float]  # the leader executes once and applies its write set
+    follower_us: tuple[float, float]  # a follower applies the write set
 
 
 class _Shard:
@@ -101,15 +101,29 @@ class _Workload:
         entries = []
         for start in range(0, len(self.accounts), limits.batch_items_max):
             chunk = self.accounts[start : start + limits.batch_items_max]
-            entries.append(self._entry([
-                pb.Command(now_ns=self.now_ns, create_account=pb.CreateAccount(account_id=a))
-                for a in chunk
-            ]))
-            entries.append(self._entry([
-                pb.Command(now_ns=self.now_ns, create_transaction=pb.CreateTransaction(
-                    account_id=a, amount=funding_amount, settled=True))
-                for a in chunk
-            ]))
+            entries.append(
+                self._entry(
+                    [
+                        pb.Command(
+                            now_ns=self.now_ns, create_account=pb.CreateAccount(account_id=a)
+                        )
+                        for a in chunk
+                    ]
+                )
+            )
+            entries.append(
+                self._entry(
+                    [
+                        pb.Command(
+                            now_ns=self.now_ns,
+                            create_transaction=pb.CreateTransaction(
+                                account_id=a, amount=funding_amount, settled=True
+                            ),
+                        )
+                        for a in chunk
+                    ]
+                )
+            )
         return entries
 
     def purchases(self, items: int, per_entry: int) -> list[bytes]:
@@ -123,20 +137,31 @@ class _Workload:
     def _purchase(self) -> pb.Command:
         self._serial += 1
         body = pb.CreateTransaction(
-            account_id=self._rng.choice(self.accounts), amount=-self._rng.randint(1, 100),
-            description="bench purchase", settled=self._rng.random() < 0.5,
+            account_id=self._rng.choice(self.accounts),
+            amount=-self._rng.randint(1, 100),
+            description="bench purchase",
+            settled=self._rng.random() < 0.5,
             idempotency_key=b"k%015d" % self._serial,
         )
-        return pb.Command(request_id=self._serial.to_bytes(16, "big"), now_ns=self.now_ns,
-                          create_transaction=body)
+        return pb.Command(
+            request_id=self._serial.to_bytes(16, "big"), now_ns=self.now_ns, create_transaction=body
+        )
 
     @staticmethod
     def _entry(commands: list[pb.Command]) -> bytes:
         return pb.CommandBatch(commands=commands).SerializeToString()
 
 
-def measure_apply(root: pathlib.Path, *, accounts: int, preload: int, items: int,
-                  per_entry_sizes: list[int], repeat: int, seed: int = 1) -> list[ApplyFigures]:
+def measure_apply(
+    root: pathlib.Path,
+    *,
+    accounts: int,
+    preload: int,
+    items: int,
+    per_entry_sizes: list[int],
+    repeat: int,
+    seed: int = 1,
+) -> list[ApplyFigures]:
     """Figures per entry size; raises AssertionError if the replicas diverge."""
     workload = _Workload(accounts, seed)
     reexecuting, leader, follower = (_Shard(root / name) for name in ("a", "b", "c"))
@@ -175,36 +200,71 @@ def measure_apply(root: pathlib.Path, *, accounts: int, preload: int, items: int
 
 @click.command("bench-apply")
 @click.option("--accounts", type=click.IntRange(1, accounts_max), default=1_000, show_default=True)
-@click.option("--preload", type=click.IntRange(0, preload_max), default=0, show_default=True,
-              help="Transactions applied before measuring (a grown ledger).")
-@click.option("--items", type=click.IntRange(1, items_max), default=20_000, show_default=True,
-              help="Items applied per round.")
-@click.option("--items-per-entry", "per_entry", default="1,10,100,1000", show_default=True,
-              help="Comma-separated entry sizes (1..1000).")
+@click.option(
+    "--preload",
+    type=click.IntRange(0, preload_max),
+    default=0,
+    show_default=True,
+    help="Transactions applied before measuring (a grown ledger).",
+)
+@click.option(
+    "--items",
+    type=click.IntRange(1, items_max),
+    default=20_000,
+    show_default=True,
+    help="Items applied per round.",
+)
+@click.option(
+    "--items-per-entry",
+    "per_entry",
+    default="1,10,100,1000",
+    show_default=True,
+    help="Comma-separated entry sizes (1..1000).",
+)
 @click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def bench_apply_command(accounts: int, preload: int, items: int, per_entry: str, repeat: int,
-                        as_json: bool) -> None:
+def bench_apply_command(
+    accounts: int, preload: int, items: int, per_entry: str, repeat: int, as_json: bool
+) -> None:
     """Microseconds to apply one item on one replica (ShardStateMachine over LevelDB)."""
     try:
         sizes = [int(part) for part in per_entry.split(",")]
     except ValueError:
-        raise click.BadParameter("a comma-separated list of integers",
-                                 param_hint="--items-per-entry") from None
+        raise click.BadParameter(
+            "a comma-separated list of integers", param_hint="--items-per-entry"
+        ) from None
     if not sizes or not all(1 <= size <= limits.batch_items_max for size in sizes):
-        raise click.BadParameter(f"sizes must be 1..{limits.batch_items_max}",
-                                 param_hint="--items-per-entry")
+        raise click.BadParameter(
+            f"sizes must be 1..{limits.batch_items_max}", param_hint="--items-per-entry"
+        )
     with tempfile.TemporaryDirectory(prefix="ledger-bench-apply-") as root:
-        figures = measure_apply(pathlib.Path(root), accounts=accounts, preload=preload,
-                                items=items, per_entry_sizes=sizes, repeat=repeat)
+        figures = measure_apply(
+            pathlib.Path(root),
+            accounts=accounts,
+            preload=preload,
+            items=items,
+            per_entry_sizes=sizes,
+            repeat=repeat,
+        )
     if as_json:
-        click.echo(json.dumps({"accounts": accounts, "preload": preload,
-                               "figures": [dataclasses.asdict(f) for f in figures]}))
+        click.echo(
+            json.dumps(
+                {
+                    "accounts": accounts,
+                    "preload": preload,
+                    "figures": [dataclasses.asdict(f) for f in figures],
+                }
+            )
+        )
         return
-    click.echo(f"accounts {accounts}, preloaded transactions {preload}; "
-               f"CPU us per item, best / median of {repeat}")
+    click.echo(
+        f"accounts {accounts}, preloaded transactions {preload}; "
+        f"CPU us per item, best / median of {repeat}"
+    )
     click.echo(f"{'items/entry':>12} {'re-execute':>14} {'leader':>14} {'follower':>14}")
     for figure in figures:
-        cells = [f"{best:6.1f} /{median:6.1f}" for best, median in
-                 (figure.reexecute_us, figure.leader_us, figure.follower_us)]
+        cells = [
+            f"{best:6.1f} /{median:6.1f}"
+            for best, median in (figure.reexecute_us, figure.leader_us, figure.follower_us)
+        ]
         click.echo(f"{figure.items_per_entry:12d} " + " ".join(f"{cell:>14}" for cell in cells))

@@ -97,24 +97,24 @@ __all__ = [
 ]
 
 # --- Limits and defaults, with units.
-stages_max = 8                           # stages per run
-transactions_max = 50_000_000            # stored transactions a stage may ask for
-accounts_max = 1_000_000                 # load accounts (seed-accounts' bound)
-load_concurrency_max = 64                # load calls in flight
+stages_max = 8  # stages per run
+transactions_max = 50_000_000  # stored transactions a stage may ask for
+accounts_max = 1_000_000  # load accounts (seed-accounts' bound)
+load_concurrency_max = 64  # load calls in flight
 load_batch_items = limits.batch_items_max  # items per load CreateTransactions call
-top_up_amount = 1                        # minor units per load item: 50M items stay far from 2**63
-load_call_timeout_s = 10.0               # deadline of one load call (a 1,000-item call takes ~1 s)
-load_failures_in_a_row_max = 20          # load calls in a row without progress, then give up
-connect_timeout_s = 5.0                  # wait for the load channel to be READY
-status_timeout_s = 5.0                   # one node Status rpc (no digest: cheap)
-progress_interval_s = 1.0                # progress line period on stderr
+top_up_amount = 1  # minor units per load item: 50M items stay far from 2**63
+load_call_timeout_s = 10.0  # deadline of one load call (a 1,000-item call takes ~1 s)
+load_failures_in_a_row_max = 20  # load calls in a row without progress, then give up
+connect_timeout_s = 5.0  # wait for the load channel to be READY
+status_timeout_s = 5.0  # one node Status rpc (no digest: cheap)
+progress_interval_s = 1.0  # progress line period on stderr
 window_min_s = 0.1
 window_max_s = 3600.0
-duration_max_s = 3600.0                  # measured seconds per bench run
+duration_max_s = 3600.0  # measured seconds per bench run
 warmup_max_s = 600.0
-single_concurrency = 64                  # single-call bench: calls in flight
-batch_items = 100                        # batch bench: purchases per CreateTransactions call
-batch_concurrency = 32                   # batch bench: calls in flight
+single_concurrency = 64  # single-call bench: calls in flight
+batch_items = 100  # batch bench: purchases per CreateTransactions call
+batch_concurrency = 32  # batch bench: calls in flight
 bytes_per_mib = 1024 * 1024
 LOG_MARKERS = ("CRITICAL", "truncating already-applied")
 STAGES_DEFAULT = "0,1000000"
@@ -180,8 +180,7 @@ def count_log_lines(paths: Sequence[pathlib.Path], markers: Sequence[str]) -> di
 class _Target:
     """The gateway under load and what can be observed of its nodes from here."""
 
-    def __init__(self, gateway: str, config: ClusterConfig,
-                 cluster: ClusterService | None) -> None:
+    def __init__(self, gateway: str, config: ClusterConfig, cluster: ClusterService | None) -> None:
         self.gateway = gateway
         self.config = config
         self.node_addresses = [node.address for node in config.nodes]
@@ -191,8 +190,7 @@ class _Target:
         """VmRSS per node (None for a node that is not running); None without process access."""
         if self.cluster is None:
             return None
-        return [None if node.pid is None else read_rss_mib(node.pid)
-                for node in self.cluster.nodes]
+        return [None if node.pid is None else read_rss_mib(node.pid) for node in self.cluster.nodes]
 
     def shard_terms(self) -> dict[int, int]:
         """shard -> the highest Raft term any reachable node reports for it."""
@@ -245,9 +243,9 @@ def _elections(before: dict[int, int], after: dict[int, int]) -> int:
 @dataclasses.dataclass
 class _Window:
     stage: int
-    start_s: float        # since the run's origin
+    start_s: float  # since the run's origin
     duration_s: float
-    items: int            # items answered OK in the window
+    items: int  # items answered OK in the window
     failed_calls: int
     failed_items: int
     complete: bool
@@ -259,29 +257,40 @@ class _Window:
 
     def as_json(self, base_terms: dict[int, int]) -> dict[str, Any]:
         return {
-            "stage": self.stage, "start_s": self.start_s, "duration_s": self.duration_s,
-            "items": self.items, "items_per_s": self.items_per_s,
-            "failed_calls": self.failed_calls, "failed_items": self.failed_items,
-            "complete": self.complete, **self.sample.as_json(base_terms),
+            "stage": self.stage,
+            "start_s": self.start_s,
+            "duration_s": self.duration_s,
+            "items": self.items,
+            "items_per_s": self.items_per_s,
+            "failed_calls": self.failed_calls,
+            "failed_items": self.failed_items,
+            "complete": self.complete,
+            **self.sample.as_json(base_terms),
         }
 
 
 class _Loader:
     """Grows the ledger with top-up batches; keeps the counts of the whole run."""
 
-    def __init__(self, stub: ledger_api_pb2_grpc.LedgerServiceApiStub,
-                 account_ids: Sequence[str], concurrency: int, window_s: float,
-                 target: _Target, origin_s: float) -> None:
+    def __init__(
+        self,
+        stub: ledger_api_pb2_grpc.LedgerServiceApiStub,
+        account_ids: Sequence[str],
+        concurrency: int,
+        window_s: float,
+        target: _Target,
+        origin_s: float,
+    ) -> None:
         self.stub = stub
         self.account_ids = list(account_ids)
         self.concurrency = concurrency
         self.window_s = window_s
         self.target = target
         self.origin_s = origin_s
-        self.cursor = 0       # next account (round-robin)
-        self.loaded = 0       # items answered OK, whole run
-        self.growth_s = 0.0   # seconds spent loading, whole run
-        self.errors: collections.Counter[str] = collections.Counter()       # calls, by code
+        self.cursor = 0  # next account (round-robin)
+        self.loaded = 0  # items answered OK, whole run
+        self.growth_s = 0.0  # seconds spent loading, whole run
+        self.errors: collections.Counter[str] = collections.Counter()  # calls, by code
         self.item_errors: collections.Counter[str] = collections.Counter()  # items, by code
         self.windows: list[_Window] = []
         self._requests: dict[tuple[int, int], api.CreateTransactionsRequest] = {}
@@ -296,13 +305,17 @@ class _Loader:
             if len(self._requests) >= 1024:  # bounded: odd account counts make many keys
                 self._requests.clear()
             start = key[0]
-            request = api.CreateTransactionsRequest(transactions=[
-                api.CreateTransactionRequest(
-                    account_id=self.account_ids[(start + i) % len(self.account_ids)],
-                    amount=top_up_amount, description="bench-scale load", settled=True,
-                )
-                for i in range(count)
-            ])
+            request = api.CreateTransactionsRequest(
+                transactions=[
+                    api.CreateTransactionRequest(
+                        account_id=self.account_ids[(start + i) % len(self.account_ids)],
+                        amount=top_up_amount,
+                        description="bench-scale load",
+                        settled=True,
+                    )
+                    for i in range(count)
+                ]
+            )
             self._requests[key] = request
         return request
 
@@ -310,8 +323,13 @@ class _Loader:
         """Load until ``self.loaded`` reaches ``goal``; returns this stage's growth figures."""
         todo = goal - self.loaded
         if todo <= 0:
-            return {"items": 0, "elapsed_s": 0.0, "items_per_s": 0.0,
-                    "failed_calls": 0, "failed_items": 0}
+            return {
+                "items": 0,
+                "elapsed_s": 0.0,
+                "items_per_s": 0.0,
+                "failed_calls": 0,
+                "failed_items": 0,
+            }
         in_flight = 0
         window = {"items": 0, "calls": 0, "failed_items": 0}
         stage_ok = stage_failed_calls = stage_failed_items = 0
@@ -371,11 +389,18 @@ class _Loader:
             counts = dict(window)  # taken before sampling: the workers go on meanwhile
             window.update(items=0, calls=0, failed_items=0)
             sample = await _Sample.take(self.target, self.origin_s)
-            self.windows.append(_Window(
-                stage=stage, start_s=start - self.origin_s, duration_s=now - start,
-                items=counts["items"], failed_calls=counts["calls"],
-                failed_items=counts["failed_items"], complete=complete, sample=sample,
-            ))
+            self.windows.append(
+                _Window(
+                    stage=stage,
+                    start_s=start - self.origin_s,
+                    duration_s=now - start,
+                    items=counts["items"],
+                    failed_calls=counts["calls"],
+                    failed_items=counts["failed_items"],
+                    complete=complete,
+                    sample=sample,
+                )
+            )
 
         def failed(task: asyncio.Future[None]) -> bool:
             return task.done() and not task.cancelled() and task.exception() is not None
@@ -412,8 +437,13 @@ class _Loader:
             await close_window(window_start, now, complete=False)
         elapsed = now - started
         self.growth_s += elapsed
-        return {"items": stage_ok, "elapsed_s": elapsed, "items_per_s": stage_ok / elapsed,
-                "failed_calls": stage_failed_calls, "failed_items": stage_failed_items}
+        return {
+            "items": stage_ok,
+            "elapsed_s": elapsed,
+            "items_per_s": stage_ok / elapsed,
+            "failed_calls": stage_failed_calls,
+            "failed_items": stage_failed_items,
+        }
 
 
 def _create_accounts(gateway: str, count: int, security: ClientSecurity) -> list[str]:
@@ -433,7 +463,8 @@ def _create_accounts(gateway: str, count: int, security: ClientSecurity) -> list
 
 
 async def _open_stub(
-    gateway: str, security: ClientSecurity,
+    gateway: str,
+    security: ClientSecurity,
 ) -> tuple[grpc.aio.Channel, ledger_api_pb2_grpc.LedgerServiceApiStub]:
     """An aio channel known to be READY, or a one-line error."""
     channel = open_aio_channel(gateway, security)
@@ -445,8 +476,9 @@ async def _open_stub(
     return channel, api_stub(channel, security)
 
 
-def _measure(gateway: str, duration_s: float, warmup_s: float,
-             security: ClientSecurity) -> dict[str, Any]:
+def _measure(
+    gateway: str, duration_s: float, warmup_s: float, security: ClientSecurity
+) -> dict[str, Any]:
     """The single-call and the batch bench, each in its own ``ledger-dev bench`` process."""
     common = ["--duration", str(duration_s), "--warmup", str(warmup_s)]
     runs = {
@@ -474,15 +506,17 @@ class _Params:
     warmup_s: float
 
 
-async def _run(target: _Target, params: _Params, account_ids: Sequence[str],
-               security: ClientSecurity) -> dict[str, Any]:
+async def _run(
+    target: _Target, params: _Params, account_ids: Sequence[str], security: ClientSecurity
+) -> dict[str, Any]:
     """Grow and measure every stage; returns the JSON document."""
     progress = Progress()
     origin = time.perf_counter()
     channel, stub = await _open_stub(target.gateway, security)
     try:
-        loader = _Loader(stub, account_ids, params.load_concurrency, params.window_s, target,
-                         origin)
+        loader = _Loader(
+            stub, account_ids, params.load_concurrency, params.window_s, target, origin
+        )
         base = await _Sample.take(target, origin)
         stages: list[dict[str, Any]] = []
         stage_samples: list[_Sample] = []
@@ -499,12 +533,17 @@ async def _run(target: _Target, params: _Params, account_ids: Sequence[str],
             after_bench = await _Sample.take(target, origin)
             stage_samples += [after_growth, after_bench]
             bench_created += sum(figure["created"] for figure in figures.values())
-            stages.append({
-                "target": goal, "loaded": loader.loaded, "stored": stored,
-                "growth": growth, **figures,
-                "after_growth": after_growth.as_json(base.terms),
-                "after_bench": after_bench.as_json(base.terms),
-            })
+            stages.append(
+                {
+                    "target": goal,
+                    "loaded": loader.loaded,
+                    "stored": stored,
+                    "growth": growth,
+                    **figures,
+                    "after_growth": after_growth.as_json(base.terms),
+                    "after_bench": after_bench.as_json(base.terms),
+                }
+            )
         end = await _Sample.take(target, origin)
     finally:
         await channel.close()
@@ -514,21 +553,32 @@ async def _run(target: _Target, params: _Params, account_ids: Sequence[str],
     }
 
 
-def _growth_summary(loader: _Loader, base: _Sample, end: _Sample, stage_samples: list[_Sample],
-                    logs: dict[str, int] | None) -> dict[str, Any]:
+def _growth_summary(
+    loader: _Loader,
+    base: _Sample,
+    end: _Sample,
+    stage_samples: list[_Sample],
+    logs: dict[str, int] | None,
+) -> dict[str, Any]:
     """The growth check's figures; RSS peaks are over every sample of the run."""
     complete = [window for window in loader.windows if window.complete]
     first = complete[0] if complete else None
     last = complete[-1] if complete else None
-    ratio = (last.items_per_s / first.items_per_s
-             if first is not None and last is not None and first.items_per_s > 0 else None)
+    ratio = (
+        last.items_per_s / first.items_per_s
+        if first is not None and last is not None and first.items_per_s > 0
+        else None
+    )
     samples = [base, *stage_samples, *(window.sample for window in loader.windows), end]
     peaks: list[float | None] | None = None
     if base.rss_mib is not None:
         peaks = []
         for node in range(len(base.rss_mib)):
-            seen = [value for sample in samples if sample.rss_mib is not None
-                    and (value := sample.rss_mib[node]) is not None]
+            seen = [
+                value
+                for sample in samples
+                if sample.rss_mib is not None and (value := sample.rss_mib[node]) is not None
+            ]
             peaks.append(max(seen, default=None))
     return {
         "loaded": loader.loaded,
@@ -575,17 +625,30 @@ def format_report(document: dict[str, Any]) -> str:
         f"load-concurrency={params['load_concurrency']} window={params['window_s']:g}s "
         f"bench duration={params['duration_s']:g}s warmup={params['warmup_s']:g}s"
     )
-    header = ("stored txns", "single ops/s", "single p99 ms", "batch items/s", "batch p99 ms",
-              "bench errors", "node RSS MiB")
+    header = (
+        "stored txns",
+        "single ops/s",
+        "single p99 ms",
+        "batch items/s",
+        "batch p99 ms",
+        "bench errors",
+        "node RSS MiB",
+    )
     rows: list[tuple[str, ...]] = [header]
     for stage in document["stages"]:
         single, batch = stage["single"], stage["batch"]
         errors = sum(int(run["errors"] + run["item_errors"]) for run in (single, batch))
-        rows.append((
-            f"{stage['stored']:,}", _num(single["ops_per_s"]), _num(single["p99_ms"]),
-            _num(batch["items_per_s"]), _num(batch["p99_ms"]), str(errors),
-            _rss_range(stage["after_bench"]["rss_mib"]),
-        ))
+        rows.append(
+            (
+                f"{stage['stored']:,}",
+                _num(single["ops_per_s"]),
+                _num(single["p99_ms"]),
+                _num(batch["items_per_s"]),
+                _num(batch["p99_ms"]),
+                str(errors),
+                _rss_range(stage["after_bench"]["rss_mib"]),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     table = ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
 
@@ -610,16 +673,22 @@ def format_report(document: dict[str, Any]) -> str:
         f"last window {_rss_range(growth['rss_last_window_mib'])}, "
         f"end {_rss_range(growth['rss_end_mib'])}, peak {_rss_range(growth['rss_peak_mib'])}"
     )
-    return "\n".join([
-        header_line, "", *table, "", loaded,
-        f"first window items/s: {_num(growth['first_window_items_per_s'])}",
-        f"last window items/s: {_num(growth['last_window_items_per_s'])}",
-        f"last/first window ratio: {_num(growth['last_first_ratio'], '.3f')}",
-        f"errors: calls {_codes(growth['errors'])}; items {_codes(growth['item_errors'])}",
-        elections,
-        f"critical lines: {critical_text}",
-        rss,
-    ])
+    return "\n".join(
+        [
+            header_line,
+            "",
+            *table,
+            "",
+            loaded,
+            f"first window items/s: {_num(growth['first_window_items_per_s'])}",
+            f"last window items/s: {_num(growth['last_window_items_per_s'])}",
+            f"last/first window ratio: {_num(growth['last_first_ratio'], '.3f')}",
+            f"errors: calls {_codes(growth['errors'])}; items {_codes(growth['item_errors'])}",
+            elections,
+            f"critical lines: {critical_text}",
+            rss,
+        ]
+    )
 
 
 @contextlib.contextmanager
@@ -627,8 +696,9 @@ def _fresh_cluster(work_dir: pathlib.Path | None) -> Iterator[_Target]:
     """A started, balanced cluster in ``work_dir`` (kept) or a temporary directory (removed)."""
     with contextlib.ExitStack() as stack:
         if work_dir is None:
-            root = pathlib.Path(stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="ledger-scale-")))
+            root = pathlib.Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="ledger-scale-"))
+            )
         else:
             if work_dir.exists() and any(work_dir.iterdir()):
                 raise click.ClickException(f"--work-dir {work_dir} is not empty")
@@ -655,30 +725,80 @@ def _existing_cluster(gateway: str, config_path: pathlib.Path) -> Iterator[_Targ
 
 
 @click.command("bench-scale", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--stages", default=STAGES_DEFAULT, show_default=True, callback=_stages_option,
-              help="Loaded transactions at which to measure, increasing; k/M suffixes allowed.")
-@click.option("--accounts", type=click.IntRange(1, accounts_max), default=10_000,
-              show_default=True, help="Accounts the load top-ups are spread over.")
-@click.option("--load-concurrency", type=click.IntRange(1, load_concurrency_max), default=4,
-              show_default=True, help="Load CreateTransactions calls in flight.")
-@click.option("--window", type=click.FloatRange(window_min_s, window_max_s), default=20.0,
-              show_default=True, help="Seconds per growth window.")
-@click.option("--duration", type=click.FloatRange(1, duration_max_s), default=10.0,
-              show_default=True, help="Measured seconds of each bench run.")
-@click.option("--warmup", type=click.FloatRange(0, warmup_max_s), default=2.0,
-              show_default=True, help="Warmup seconds of each bench run.")
-@click.option("--gateway", default=None,
-              help="Load an existing cluster through this gateway (needs --cluster-config).")
-@click.option("--cluster-config", type=click.Path(dir_okay=False, path_type=pathlib.Path),
-              default=None, help="The existing cluster's config (node addresses for Status).")
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
-              default=None, help="Run the fresh cluster here and keep it (data and logs).")
+@click.option(
+    "--stages",
+    default=STAGES_DEFAULT,
+    show_default=True,
+    callback=_stages_option,
+    help="Loaded transactions at which to measure, increasing; k/M suffixes allowed.",
+)
+@click.option(
+    "--accounts",
+    type=click.IntRange(1, accounts_max),
+    default=10_000,
+    show_default=True,
+    help="Accounts the load top-ups are spread over.",
+)
+@click.option(
+    "--load-concurrency",
+    type=click.IntRange(1, load_concurrency_max),
+    default=4,
+    show_default=True,
+    help="Load CreateTransactions calls in flight.",
+)
+@click.option(
+    "--window",
+    type=click.FloatRange(window_min_s, window_max_s),
+    default=20.0,
+    show_default=True,
+    help="Seconds per growth window.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(1, duration_max_s),
+    default=10.0,
+    show_default=True,
+    help="Measured seconds of each bench run.",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(0, warmup_max_s),
+    default=2.0,
+    show_default=True,
+    help="Warmup seconds of each bench run.",
+)
+@click.option(
+    "--gateway",
+    default=None,
+    help="Load an existing cluster through this gateway (needs --cluster-config).",
+)
+@click.option(
+    "--cluster-config",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="The existing cluster's config (node addresses for Status).",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="Run the fresh cluster here and keep it (data and logs).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @client_security_options
-def bench_scale_command(stages: list[int], accounts: int, load_concurrency: int, window: float,
-                        duration: float, warmup: float, gateway: str | None,
-                        cluster_config: pathlib.Path | None, work_dir: pathlib.Path | None,
-                        as_json: bool, security: ClientSecurity) -> None:
+def bench_scale_command(
+    stages: list[int],
+    accounts: int,
+    load_concurrency: int,
+    window: float,
+    duration: float,
+    warmup: float,
+    gateway: str | None,
+    cluster_config: pathlib.Path | None,
+    work_dir: pathlib.Path | None,
+    as_json: bool,
+    security: ClientSecurity,
+) -> None:
     """Grow the ledger stage by stage; bench at each stage and watch the growth windows."""
     if (gateway is None) != (cluster_config is None):
         raise click.UsageError("--gateway and --cluster-config go together")
@@ -686,11 +806,19 @@ def bench_scale_command(stages: list[int], accounts: int, load_concurrency: int,
         raise click.UsageError("--work-dir is for a fresh cluster, not with --gateway")
     if gateway is None:
         if security.tls:
-            raise click.UsageError("--tls-ca/--tls-cert/--tls-key are for --gateway: the fresh "
-                                   "cluster's gateway is plaintext")
+            raise click.UsageError(
+                "--tls-ca/--tls-cert/--tls-key are for --gateway: the fresh "
+                "cluster's gateway is plaintext"
+            )
         security = ClientSecurity()  # and open: a token (e.g. $LEDGER_TOKEN) is not sent
-    params = _Params(stages=stages, accounts=accounts, load_concurrency=load_concurrency,
-                     window_s=window, duration_s=duration, warmup_s=warmup)
+    params = _Params(
+        stages=stages,
+        accounts=accounts,
+        load_concurrency=load_concurrency,
+        window_s=window,
+        duration_s=duration,
+        warmup_s=warmup,
+    )
     if gateway is not None and cluster_config is not None:
         context = _existing_cluster(gateway, cluster_config)
         described = f"existing cluster via {gateway}"

@@ -57,8 +57,7 @@ def cluster_problems(
     return problems
 
 
-def _print_table(config: ClusterConfig,
-                 statuses: dict[str, node_pb.StatusResponse | None]) -> None:
+def _print_table(config: ClusterConfig, statuses: dict[str, node_pb.StatusResponse | None]) -> None:
     header = "shard " + " ".join(f"{node.node_id:>28}" for node in config.nodes)
     click.echo(header)
     for shard in config.shards:
@@ -75,8 +74,12 @@ def _print_table(config: ClusterConfig,
 
 
 @click.command("check")
-@click.option("--cluster-config", type=click.Path(dir_okay=False, path_type=pathlib.Path),
-              default=pathlib.Path("cluster_config.json"), show_default=True)
+@click.option(
+    "--cluster-config",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=pathlib.Path("cluster_config.json"),
+    show_default=True,
+)
 @click.option("--quiet", is_flag=True, help="Print problems only, no table.")
 def check_command(cluster_config: pathlib.Path, quiet: bool) -> None:
     """Check leaders, quorum and replica convergence of every shard."""

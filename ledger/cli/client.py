@@ -66,21 +66,30 @@ class ClientSecurity:
     tls_cert: pathlib.Path | None = None
     tls_key: pathlib.Path | None = None
     _pem: tuple[bytes | None, bytes | None, bytes | None] = dataclasses.field(
-        default=(None, None, None), repr=False, compare=False)
+        default=(None, None, None), repr=False, compare=False
+    )
 
     @classmethod
-    def load(cls, tls_ca: pathlib.Path | None = None, token: str | None = None,
-             tls_cert: pathlib.Path | None = None,
-             tls_key: pathlib.Path | None = None) -> ClientSecurity:
+    def load(
+        cls,
+        tls_ca: pathlib.Path | None = None,
+        token: str | None = None,
+        tls_cert: pathlib.Path | None = None,
+        tls_key: pathlib.Path | None = None,
+    ) -> ClientSecurity:
         """Read the PEM files now; ValueError with a one-line reason."""
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
         if tls_cert is not None and tls_ca is None:
-            raise ValueError("a client certificate (--tls-cert) needs --tls-ca: it is only "
-                             "sent over TLS")
+            raise ValueError(
+                "a client certificate (--tls-cert) needs --tls-ca: it is only sent over TLS"
+            )
         token = token.strip() if token else None
-        pem = (_read(tls_ca, "--tls-ca"), _read(tls_cert, "--tls-cert"),
-               _read(tls_key, "--tls-key"))
+        pem = (
+            _read(tls_ca, "--tls-ca"),
+            _read(tls_cert, "--tls-cert"),
+            _read(tls_key, "--tls-key"),
+        )
         return cls(tls_ca, token or None, tls_cert, tls_key, pem)
 
     @property
@@ -96,17 +105,24 @@ class ClientSecurity:
             return None
         ca, cert, key = self._pem
         if ca is None:  # built directly rather than through load()
-            ca, cert, key = (_read(self.tls_ca, "--tls-ca"), _read(self.tls_cert, "--tls-cert"),
-                             _read(self.tls_key, "--tls-key"))
-        return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
-                                            certificate_chain=cert)
+            ca, cert, key = (
+                _read(self.tls_ca, "--tls-ca"),
+                _read(self.tls_cert, "--tls-cert"),
+                _read(self.tls_key, "--tls-key"),
+            )
+        return grpc.ssl_channel_credentials(
+            root_certificates=ca, private_key=key, certificate_chain=cert
+        )
 
     def child_args(self) -> list[str]:
         """Options that give a child ``ledger-dev`` process the same TLS (the token goes
         through ``child_env``, never on a command line other users can read)."""
         args: list[str] = []
-        for flag, path in (("--tls-ca", self.tls_ca), ("--tls-cert", self.tls_cert),
-                           ("--tls-key", self.tls_key)):
+        for flag, path in (
+            ("--tls-ca", self.tls_ca),
+            ("--tls-cert", self.tls_cert),
+            ("--tls-key", self.tls_key),
+        ):
             if path is not None:
                 args += [flag, str(path)]
         return args
@@ -119,16 +135,18 @@ class ClientSecurity:
         return env
 
 
-def open_channel(target: str, security: ClientSecurity | None = None,
-                 options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+def open_channel(
+    target: str, security: ClientSecurity | None = None, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.Channel:
     credentials = (security or ClientSecurity()).credentials()
     if credentials is None:
         return grpc.insecure_channel(target, options=list(options))
     return grpc.secure_channel(target, credentials, options=list(options))
 
 
-def open_aio_channel(target: str, security: ClientSecurity | None = None,
-                     options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+def open_aio_channel(
+    target: str, security: ClientSecurity | None = None, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
     credentials = (security or ClientSecurity()).credentials()
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=list(options))
@@ -157,8 +175,9 @@ class _WithMetadata:
         return self._call.with_call(request, metadata=self._merged(metadata), **kwargs)
 
 
-def api_stub(channel: grpc.Channel | grpc.aio.Channel,
-             security: ClientSecurity | None = None) -> ledger_api_pb2_grpc.LedgerServiceApiStub:
+def api_stub(
+    channel: grpc.Channel | grpc.aio.Channel, security: ClientSecurity | None = None
+) -> ledger_api_pb2_grpc.LedgerServiceApiStub:
     """A LedgerServiceApi stub whose calls carry the token, if there is one."""
     stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
     metadata = (security or ClientSecurity()).metadata
@@ -170,8 +189,10 @@ def api_stub(channel: grpc.Channel | grpc.aio.Channel,
 
 def unreachable_error(address: str, security: ClientSecurity | None) -> click.ClickException:
     if security is not None and security.tls:
-        hint = ("gateway {} is not reachable over TLS (is it up, does it serve TLS, does "
-                "--tls-ca sign its certificate for this host name?)")
+        hint = (
+            "gateway {} is not reachable over TLS (is it up, does it serve TLS, does "
+            "--tls-ca sign its certificate for this host name?)"
+        )
     else:
         hint = "gateway {} is not reachable (if it serves TLS, pass --tls-ca)"
     return click.ClickException(hint.format(address))
@@ -179,7 +200,8 @@ def unreachable_error(address: str, security: ClientSecurity | None) -> click.Cl
 
 @contextlib.contextmanager
 def gateway_stub(
-    address: str, security: ClientSecurity | None = None,
+    address: str,
+    security: ClientSecurity | None = None,
 ) -> Iterator[ledger_api_pb2_grpc.LedgerServiceApiStub]:
     """A stub on a channel that is known to be connected, or a one-line ClickException."""
     channel = open_channel(address, security)
@@ -205,8 +227,9 @@ def rpc_errors_as_click() -> Iterator[None]:
 
 
 def _path_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option(name, type=click.Path(dir_okay=False, path_type=pathlib.Path),
-                        default=None, help=help_text)
+    return click.option(
+        name, type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None, help=help_text
+    )
 
 
 def client_security_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -214,8 +237,14 @@ def client_security_options(command: Callable[..., Any]) -> Callable[..., Any]:
     argument (a ``ClientSecurity`` with its files read)."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, tls_ca: pathlib.Path | None, tls_cert: pathlib.Path | None,
-                tls_key: pathlib.Path | None, token: str | None, **kwargs: Any) -> Any:
+    def wrapper(
+        *args: Any,
+        tls_ca: pathlib.Path | None,
+        tls_cert: pathlib.Path | None,
+        tls_key: pathlib.Path | None,
+        token: str | None,
+        **kwargs: Any,
+    ) -> Any:
         try:
             security = ClientSecurity.load(tls_ca, token, tls_cert, tls_key)
         except ValueError as error:
@@ -226,9 +255,14 @@ def client_security_options(command: Callable[..., Any]) -> Callable[..., Any]:
         _path_option("--tls-ca", "Use TLS and verify the gateway against this PEM CA."),
         _path_option("--tls-cert", "Client certificate (PEM), for a gateway with --client-ca."),
         _path_option("--tls-key", "The private key (PEM) of --tls-cert."),
-        click.option("--token", envvar=TOKEN_ENV, default=None, show_envvar=True,
-                     help="Bearer token sent on every call (better from the environment than "
-                          "on the command line)."),
+        click.option(
+            "--token",
+            envvar=TOKEN_ENV,
+            default=None,
+            show_envvar=True,
+            help="Bearer token sent on every call (better from the environment than "
+            "on the command line).",
+        ),
     ]
     decorated: Callable[..., Any] = wrapper
     for option in reversed(options):

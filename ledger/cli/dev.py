@@ -62,19 +62,22 @@ GATEWAY_DEFAULT = "localhost:8000"
 TOKENS_FILE_DEFAULT = "ledger_tokens.txt"
 seed_count_max = 1_000_000
 seed_chunk_size = limits.batch_items_max  # accounts per CreateAccounts call
-seed_calls_in_flight = 4                  # chunk calls on the wire at once
-seed_attempts_max = 3                     # tries per account (first call included)
-seed_retry_backoff_s = 0.2                # pause before the 2nd try; doubles for the next
-SEED_RETRYABLE_CALL_CODES = frozenset({
-    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-})
+seed_calls_in_flight = 4  # chunk calls on the wire at once
+seed_attempts_max = 3  # tries per account (first call included)
+seed_retry_backoff_s = 0.2  # pause before the 2nd try; doubles for the next
+SEED_RETRYABLE_CALL_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
 
 assert 0 < seed_chunk_size <= limits.batch_items_max and seed_attempts_max >= 1
 
 
 def _status_name(status: int) -> str:
-    return api.TransactionStatus.Name(status)  # type: ignore[arg-type]
+    return api.TransactionStatus.Name(status)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -144,7 +147,9 @@ def _finish_chunk(
 
 
 def seed_accounts_in_chunks(
-    stub: _AccountsStub, count: int, emit: Callable[[list[str]], None],
+    stub: _AccountsStub,
+    count: int,
+    emit: Callable[[list[str]], None],
     key_prefix: str | None = None,
 ) -> SeedOutcome:
     """Create ``count`` accounts; ``emit`` gets each chunk's created ids, chunks in order."""
@@ -162,8 +167,10 @@ def seed_accounts_in_chunks(
 
     try:
         while True:
-            while outcome.failed == 0 and next_start < count and (
-                len(in_flight) < seed_calls_in_flight
+            while (
+                outcome.failed == 0
+                and next_start < count
+                and (len(in_flight) < seed_calls_in_flight)
             ):
                 launch()
             if not in_flight:
@@ -190,8 +197,11 @@ class _NoBar:
 @main.command("seed-accounts")
 @click.option("--count", type=click.IntRange(1, seed_count_max), default=100, show_default=True)
 @click.option("--gateway", default=GATEWAY_DEFAULT, show_default=True)
-@click.option("--quiet", is_flag=True,
-              help="Print only 'created N accounts' at the end, not one line per account.")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="Print only 'created N accounts' at the end, not one line per account.",
+)
 @client_security_options
 def seed_accounts(count: int, gateway: str, quiet: bool, security: ClientSecurity) -> None:
     """Create COUNT accounts and print 'created account <id>' for each (in batches)."""
@@ -246,7 +256,9 @@ def scenario_1(account_id: str, gateway: str, security: ClientSecurity) -> None:
             request = api.CreateTransactionRequest(
                 account_id=account_id, amount=amount, description=description, settled=settled
             )
-            transaction = stub.CreateTransaction(request, timeout=call_timeout_s).transaction
+            transaction: api.Transaction = stub.CreateTransaction(
+                request, timeout=call_timeout_s
+            ).transaction
             click.echo(
                 f"Created transaction {transaction.id} for amount {transaction.amount}: "
                 f"{_status_name(transaction.status)}"
@@ -268,9 +280,9 @@ def scenario_1(account_id: str, gateway: str, security: ClientSecurity) -> None:
         create(-1000, "Purchase 2", settled=True)
 
 
-scenario_2_topup = 100             # minor units put on the source account
-scenario_2_transfer = 30           # moved to the destination (< the top-up)
-scenario_2_too_much = 1000         # more than the source holds afterwards
+scenario_2_topup = 100  # minor units put on the source account
+scenario_2_transfer = 30  # moved to the destination (< the top-up)
+scenario_2_too_much = 1000  # more than the source holds afterwards
 scenario_2_idempotency_key = "scenario-2-transfer-1"  # keys are per source account: a new one
 scenario_2_account_tries_max = 200  # CreateAccount calls to find a second shard (1/16 miss each)
 
@@ -278,7 +290,7 @@ assert 0 < scenario_2_transfer < scenario_2_topup < scenario_2_too_much
 
 
 def _transfer_status_name(status: int) -> str:
-    return api.TransferStatus.Name(status)  # type: ignore[arg-type]
+    return api.TransferStatus.Name(status)
 
 
 @main.command("scenario-2")
@@ -289,8 +301,9 @@ def scenario_2(gateway: str, security: ClientSecurity) -> None:
     with gateway_stub(gateway, security) as stub:
 
         def new_account() -> str:
-            return str(stub.CreateAccount(api.CreateAccountRequest(),
-                                          timeout=call_timeout_s).account.id)
+            return str(
+                stub.CreateAccount(api.CreateAccountRequest(), timeout=call_timeout_s).account.id
+            )
 
         def shard_of(account_id: str) -> int:
             return ids.shard_index(ids.parse_account_id(account_id))
@@ -303,7 +316,8 @@ def scenario_2(gateway: str, security: ClientSecurity) -> None:
         else:  # pragma: no cover - (1/16)^200
             raise click.ClickException(
                 f"no account on a shard other than {shard_of(source)} after "
-                f"{scenario_2_account_tries_max} tries")
+                f"{scenario_2_account_tries_max} tries"
+            )
         click.echo(f"from account id: {source} (shard {shard_of(source)})")
         click.echo(f"to account id: {target} (shard {shard_of(target)})")
 
@@ -322,10 +336,14 @@ def scenario_2(gateway: str, security: ClientSecurity) -> None:
 
         def transfer(amount: int, description: str, key: str) -> api.Transfer:
             request = api.CreateTransferRequest(
-                from_account_id=source, to_account_id=target, amount=amount,
-                description=description, idempotency_key=key,
+                from_account_id=source,
+                to_account_id=target,
+                amount=amount,
+                description=description,
+                idempotency_key=key,
             )
-            return stub.CreateTransfer(request, timeout=call_timeout_s).transfer
+            made: api.Transfer = stub.CreateTransfer(request, timeout=call_timeout_s).transfer
+            return made
 
         def show_transfer(verb: str, done: api.Transfer, key: str) -> None:
             keyed = f" with idempotency key {key}" if key else ""
@@ -339,10 +357,15 @@ def scenario_2(gateway: str, security: ClientSecurity) -> None:
                 show_side("credit", done.credit_transaction_id)
 
         show_balances()
-        top_up = stub.CreateTransaction(api.CreateTransactionRequest(
-            account_id=source, amount=scenario_2_topup, description="Instant Topup 1",
-            settled=True,
-        ), timeout=call_timeout_s).transaction
+        top_up = stub.CreateTransaction(
+            api.CreateTransactionRequest(
+                account_id=source,
+                amount=scenario_2_topup,
+                description="Instant Topup 1",
+                settled=True,
+            ),
+            timeout=call_timeout_s,
+        ).transaction
         click.echo(
             f"Created transaction {top_up.id} for amount {top_up.amount}: "
             f"{_status_name(top_up.status)}"
@@ -384,23 +407,41 @@ def procfile_text(document: dict[str, object], config_path: str) -> str:
 
 
 @main.command("gen-config")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=pathlib.Path),
-              default=pathlib.Path("cluster_config.json"), show_default=True)
-@click.option("--procfile", type=click.Path(dir_okay=False, path_type=pathlib.Path),
-              default=None, help="Also write a Procfile that matches the new node ids.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=pathlib.Path("cluster_config.json"),
+    show_default=True,
+)
+@click.option(
+    "--procfile",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="Also write a Procfile that matches the new node ids.",
+)
 @click.option("--grpc-port-base", type=click.IntRange(1, 65000), default=7000, show_default=True)
 @click.option("--raft-port-base", type=click.IntRange(1, 65000), default=17000, show_default=True)
-@click.option("--hosts", default=None, metavar="A,B,C",
-              help="One address per node, for nodes on separate machines: each node's API and "
-                   "Raft ports bind to its own address. Default: all on this machine.")
-def gen_config(output: pathlib.Path, procfile: pathlib.Path | None, grpc_port_base: int,
-               raft_port_base: int, hosts: str | None) -> None:
+@click.option(
+    "--hosts",
+    default=None,
+    metavar="A,B,C",
+    help="One address per node, for nodes on separate machines: each node's API and "
+    "Raft ports bind to its own address. Default: all on this machine.",
+)
+def gen_config(
+    output: pathlib.Path,
+    procfile: pathlib.Path | None,
+    grpc_port_base: int,
+    raft_port_base: int,
+    hosts: str | None,
+) -> None:
     """Write a fresh cluster config: 3 nodes, 16 shards, 3 replicas, new ids and secret."""
     host_list = None if hosts is None else [h.strip() for h in hosts.split(",") if h.strip()]
     if host_list is not None and (len(host_list) != 3 or len(set(host_list)) != 3):
         raise click.BadParameter("give 3 distinct addresses", param_hint="--hosts")
-    document = generate_config(grpc_port_base=grpc_port_base, raft_port_base=raft_port_base,
-                               hosts=host_list)
+    document = generate_config(
+        grpc_port_base=grpc_port_base, raft_port_base=raft_port_base, hosts=host_list
+    )
     output.write_text(json.dumps(document, indent=2) + "\n")
     click.echo(f"wrote {output}")
     if procfile is not None:
@@ -409,13 +450,22 @@ def gen_config(output: pathlib.Path, procfile: pathlib.Path | None, grpc_port_ba
 
 
 @main.command("gen-token")
-@click.option("--scope", type=click.Choice(list(SCOPES)), required=True,
-              help="read: Get*/List* rpcs and reflection; write: every rpc.")
-@click.option("--name", required=True, help="Who holds it (unique in the file; A-Z a-z 0-9 . _ @ -).")
-@click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=pathlib.Path),
-              default=pathlib.Path(TOKENS_FILE_DEFAULT), show_default=True,
-              help="Appended to (created with mode 0600 if missing); pass it to the servers' "
-                   "--tokens-file.")
+@click.option(
+    "--scope",
+    type=click.Choice(list(SCOPES)),
+    required=True,
+    help="read: Get*/List* rpcs and reflection; write: every rpc.",
+)
+@click.option(
+    "--name", required=True, help="Who holds it (unique in the file; A-Z a-z 0-9 . _ @ -)."
+)
+@click.option(
+    "--tokens-file",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=pathlib.Path(TOKENS_FILE_DEFAULT),
+    show_default=True,
+    help="Appended to (created with mode 0600 if missing); pass it to the servers' --tokens-file.",
+)
 def gen_token(scope: str, name: str, tokens_file: pathlib.Path) -> None:
     """Print a new random API token once and append its SHA-256 to the tokens file."""
     token = new_token()
@@ -424,8 +474,11 @@ def gen_token(scope: str, name: str, tokens_file: pathlib.Path) -> None:
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(token)
-    click.echo(f"appended the hash of {scope} token {name!r} to {tokens_file}; the token is "
-               "shown only this once; servers read the file at start", err=True)
+    click.echo(
+        f"appended the hash of {scope} token {name!r} to {tokens_file}; the token is "
+        "shown only this once; servers read the file at start",
+        err=True,
+    )
 
 
 main.add_command(bench_command)

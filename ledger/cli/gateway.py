@@ -24,13 +24,23 @@ __all__ = ["main"]
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @port_option(8000, "gRPC port; 0 picks a free one (printed on the 'listening on' line).")
 @host_option
-@click.option("--cluster-config", type=click.Path(dir_okay=False, path_type=pathlib.Path),
-              default=pathlib.Path("cluster_config.json"), show_default=True)
+@click.option(
+    "--cluster-config",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=pathlib.Path("cluster_config.json"),
+    show_default=True,
+)
 @metrics_port_option
 @server_security_options
 @log_level_option
-def main(port: int, host: str, cluster_config: pathlib.Path, metrics_port: int,
-         log_level: str, security: ServerSecurity) -> None:
+def main(
+    port: int,
+    host: str,
+    cluster_config: pathlib.Path,
+    metrics_port: int,
+    log_level: str,
+    security: ServerSecurity,
+) -> None:
     """Route LedgerServiceApi calls to the shard leaders of a cluster."""
     from ledger.stubs.cluster import ClusterStub
 

@@ -22,33 +22,48 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def port_option(default: int | None, help_text: str) -> Decorator:
-    return click.option("--port", type=click.IntRange(0, 65535), default=default,
-                        show_default=default is not None, help=help_text)
+    return click.option(
+        "--port",
+        type=click.IntRange(0, 65535),
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
 
 
 host_option: Decorator = click.option(
-    "--host", default="127.0.0.1", show_default=True,
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
     help="Address to bind; the default is loopback (this machine only), 0.0.0.0 is every "
-         "interface.",
+    "interface.",
 )
 metrics_port_option: Decorator = click.option(
-    "--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
     help="Serve Prometheus metrics on this port (0: off).",
 )
 log_level_option: Decorator = click.option(
-    "--log-level", default="info", show_default=True,
+    "--log-level",
+    default="info",
+    show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 unsafe_no_fsync_option: Decorator = click.option(
-    "--unsafe-no-fsync", is_flag=True, default=False,
+    "--unsafe-no-fsync",
+    is_flag=True,
+    default=False,
     help="BENCHMARKS ONLY: acknowledge writes before they are on stable storage. A process "
-         "crash still loses nothing; a power loss or kernel crash can lose acknowledged writes.",
+    "crash still loses nothing; a power loss or kernel crash can lose acknowledged writes.",
 )
 
 
 def _file_option(name: str, help_text: str) -> Decorator:
-    return click.option(name, type=click.Path(dir_okay=False, path_type=pathlib.Path),
-                        default=None, help=help_text)
+    return click.option(
+        name, type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None, help=help_text
+    )
 
 
 def server_security_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,9 +71,14 @@ def server_security_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ``security`` argument (a ``ledger.gateway.auth.ServerSecurity``, files read and checked)."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, tls_cert: pathlib.Path | None, tls_key: pathlib.Path | None,
-                client_ca: pathlib.Path | None, tokens_file: pathlib.Path | None,
-                **kwargs: Any) -> Any:
+    def wrapper(
+        *args: Any,
+        tls_cert: pathlib.Path | None,
+        tls_key: pathlib.Path | None,
+        client_ca: pathlib.Path | None,
+        tokens_file: pathlib.Path | None,
+        **kwargs: Any,
+    ) -> Any:
         from ledger.gateway.auth import load_server_security
 
         try:
@@ -68,12 +88,21 @@ def server_security_options(command: Callable[..., Any]) -> Callable[..., Any]:
         return command(*args, security=security, **kwargs)
 
     decorated: Callable[..., Any] = wrapper
-    for option in reversed([
-        _file_option("--tls-cert", "Serve TLS with this PEM certificate (chain); needs --tls-key."),
-        _file_option("--tls-key", "The PEM private key of --tls-cert (unencrypted)."),
-        _file_option("--client-ca", "Require client certificates signed by this PEM CA (mTLS)."),
-        _file_option("--tokens-file", "Require bearer tokens: lines 'sha256:<hex> <scope> <name>' "
-                                      "(ledger-dev gen-token); read at start."),
-    ]):
+    for option in reversed(
+        [
+            _file_option(
+                "--tls-cert", "Serve TLS with this PEM certificate (chain); needs --tls-key."
+            ),
+            _file_option("--tls-key", "The PEM private key of --tls-cert (unencrypted)."),
+            _file_option(
+                "--client-ca", "Require client certificates signed by this PEM CA (mTLS)."
+            ),
+            _file_option(
+                "--tokens-file",
+                "Require bearer tokens: lines 'sha256:<hex> <scope> <name>' "
+                "(ledger-dev gen-token); read at start.",
+            ),
+        ]
+    ):
         decorated = option(decorated)
     return decorated

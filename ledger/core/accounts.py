@@ -77,7 +77,7 @@ Write = tuple[bytes, bytes | None]  # None: delete the key
 class Applied(NamedTuple):
     """A command's result and the writes that make it durable (none for a failure or replay)."""
 
-    result: Account | Transaction | Failure
+    result: Result  # a page only for a Tick, which answers with an empty one
     writes: tuple[Write, ...] = ()
 
 
@@ -89,8 +89,10 @@ def _check_transaction_shape(command: CreateTransaction) -> Failure | None:
     if command.amount == 0 or not _in_int64(command.amount):
         return Failure.of(Reason.INVALID_AMOUNT, "amount must be a non-zero int64")
     if command.expires_at_ns and (command.settled or command.expires_at_ns <= command.now_ns):
-        return Failure.of(Reason.INVALID_HOLD_TIMEOUT,
-                          "a hold timeout needs a pending transaction and a time in the future")
+        return Failure.of(
+            Reason.INVALID_HOLD_TIMEOUT,
+            "a hold timeout needs a pending transaction and a time in the future",
+        )
     return check_description_and_key(command.description, command.idempotency_key)
 
 
@@ -114,7 +116,9 @@ def _check_key_shape(key: bytes) -> Failure | None:
 
 
 def _account_not_found(account_id: int) -> Failure:
-    return Failure.of(Reason.ACCOUNT_NOT_FOUND, "account not found", account_id=f"{account_id:016x}")
+    return Failure.of(
+        Reason.ACCOUNT_NOT_FOUND, "account not found", account_id=f"{account_id:016x}"
+    )
 
 
 def _transaction_not_found(account_id: int, number: int) -> Failure:
@@ -138,7 +142,9 @@ def _touch(account: Account, now_ns: int) -> int:
     return max(now_ns, account.updated_at_ns)
 
 
-def _new_transaction_balances(account: Account, command: CreateTransaction) -> tuple[Status, int, int]:
+def _new_transaction_balances(
+    account: Account, command: CreateTransaction
+) -> tuple[Status, int, int]:
     """Status and (available, settled) after creating the transaction, before overflow checks."""
     available, settled = account.available_balance, account.settled_balance
     if command.amount > 0:
@@ -316,16 +322,29 @@ class AccountsCore:
         )
         writes = [
             (account_key(updated.account_id), updated.encode()),
-            (transaction_key(updated.account_id, transaction.transaction_number), transaction.encode()),
+            (
+                transaction_key(updated.account_id, transaction.transaction_number),
+                transaction.encode(),
+            ),
         ]
         if transaction.expires_at_ns:
-            writes.append((expiry_key(transaction.expires_at_ns, account.account_id,
-                                      transaction.transaction_number), b""))
+            writes.append(
+                (
+                    expiry_key(
+                        transaction.expires_at_ns,
+                        account.account_id,
+                        transaction.transaction_number,
+                    ),
+                    b"",
+                )
+            )
         if command.idempotency_key:
             entry = IdempotencyEntry(
                 transaction.transaction_number, command.amount, command.settled, command.description
             )
-            writes.append((idempotency_key(account.account_id, command.idempotency_key), entry.encode()))
+            writes.append(
+                (idempotency_key(account.account_id, command.idempotency_key), entry.encode())
+            )
         return Applied(transaction, tuple(writes))
 
     def _replay_idempotent(

@@ -51,4 +51,4 @@ def decode_page_token(token: str, account_id: int) -> int:
         raise InvalidPageToken("page token was made for another account")
     if encode_page_token(token_account_id, after_number) != token:
         raise InvalidPageToken("malformed page token")  # non-canonical encoding
-    return after_number
+    return int(after_number)

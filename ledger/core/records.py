@@ -52,7 +52,7 @@ _TRANSACTION = struct.Struct(">QQqBqq")
 _IDEMPOTENCY = struct.Struct(">Qq?")
 _TRANSFER_REF = struct.Struct(">QQ")
 _TRANSFER_FLAG = 0x80  # in a transaction's status byte: a transfer reference follows
-_EXPIRY_FLAG = 0x40    # ... then a hold timeout (i64 ns)
+_EXPIRY_FLAG = 0x40  # ... then a hold timeout (i64 ns)
 _I64 = struct.Struct(">q")
 _TRANSFER = struct.Struct(">QQQqBQqq")
 _TRANSFER_CREDIT = struct.Struct(">?Q")
@@ -110,8 +110,9 @@ class Account(NamedTuple):
     @classmethod
     def decode(cls, data: bytes) -> Account:
         account_id, available, settled, created, updated, count = _ACCOUNT.unpack_from(data)
-        account = cls(account_id, available, settled, created, updated, count,
-                      bytes(data[_ACCOUNT.size :]))
+        account = cls(
+            account_id, available, settled, created, updated, count, bytes(data[_ACCOUNT.size :])
+        )
         account.check()
         return account
 
@@ -156,7 +157,8 @@ class Transaction(NamedTuple):
         description = self.description.encode("utf-8")
         assert len(description) <= _DESCRIPTION_BYTES_MAX, self
         flags = (_TRANSFER_FLAG if self.transfer_number else 0) | (
-            _EXPIRY_FLAG if self.expires_at_ns else 0)
+            _EXPIRY_FLAG if self.expires_at_ns else 0
+        )
         head = _TRANSACTION.pack(
             self.account_id,
             self.transaction_number,
@@ -185,9 +187,18 @@ class Transaction(NamedTuple):
             offset += _I64.size
         description = bytes(data[offset:])
         assert len(description) <= _DESCRIPTION_BYTES_MAX
-        transaction = cls(account_id, number, amount, description.decode("utf-8"),
-                          _STATUSES[status & ~(_TRANSFER_FLAG | _EXPIRY_FLAG)], created, updated,
-                          transfer_account, transfer_number, expires_at_ns)
+        transaction = cls(
+            account_id,
+            number,
+            amount,
+            description.decode("utf-8"),
+            _STATUSES[status & ~(_TRANSFER_FLAG | _EXPIRY_FLAG)],
+            created,
+            updated,
+            transfer_account,
+            transfer_number,
+            expires_at_ns,
+        )
         transaction._check_head()
         return transaction
 
@@ -234,9 +245,9 @@ def idempotency_key(account_id: int, key: bytes) -> bytes:
 
 # -- transfers (two-phase, possibly across shards; see ledger/core/transfers.py) ------------------
 
-TRANSFER_PREFIX = b"x"           # on the source shard: the transfer record
-IN_FLIGHT_PREFIX = b"f"          # on the source shard: an index of transfers not yet final
-CREDIT_PREFIX = b"c"             # on the destination shard: what the credit step decided
+TRANSFER_PREFIX = b"x"  # on the source shard: the transfer record
+IN_FLIGHT_PREFIX = b"f"  # on the source shard: an index of transfers not yet final
+CREDIT_PREFIX = b"c"  # on the destination shard: what the credit step decided
 TRANSFER_IDEMPOTENCY_PREFIX = b"j"
 
 
@@ -245,8 +256,8 @@ class TransferStatus(enum.IntEnum):
 
     IN_FLIGHT = 1
     COMPLETED = 2
-    INSUFFICIENT_FUNDS = 3   # nothing moved
-    FAILED = 4               # the credit was refused (e.g. it would overflow); all given back
+    INSUFFICIENT_FUNDS = 3  # nothing moved
+    FAILED = 4  # the credit was refused (e.g. it would overflow); all given back
 
 
 _TRANSFER_STATUSES = {int(status): status for status in TransferStatus}
@@ -260,7 +271,7 @@ class Transfer(NamedTuple):
     to_account_id: int
     amount: int
     status: TransferStatus
-    credit_number: int       # the destination's transaction number; 0 until completed
+    credit_number: int  # the destination's transaction number; 0 until completed
     created_at_ns: int
     updated_at_ns: int
     description: str
@@ -278,17 +289,34 @@ class Transfer(NamedTuple):
 
     def encode(self) -> bytes:
         self.check()
-        head = _TRANSFER.pack(self.from_account_id, self.debit_number, self.to_account_id,
-                              self.amount, int(self.status), self.credit_number,
-                              self.created_at_ns, self.updated_at_ns)
+        head = _TRANSFER.pack(
+            self.from_account_id,
+            self.debit_number,
+            self.to_account_id,
+            self.amount,
+            int(self.status),
+            self.credit_number,
+            self.created_at_ns,
+            self.updated_at_ns,
+        )
         return head + self.description.encode("utf-8")
 
     @classmethod
     def decode(cls, data: bytes) -> Transfer:
-        source, debit, target, amount, status, credit, created, updated = \
-            _TRANSFER.unpack_from(data)
-        transfer = cls(source, debit, target, amount, _TRANSFER_STATUSES[status], credit,
-                       created, updated, bytes(data[_TRANSFER.size:]).decode("utf-8"))
+        source, debit, target, amount, status, credit, created, updated = _TRANSFER.unpack_from(
+            data
+        )
+        transfer = cls(
+            source,
+            debit,
+            target,
+            amount,
+            _TRANSFER_STATUSES[status],
+            credit,
+            created,
+            updated,
+            bytes(data[_TRANSFER.size :]).decode("utf-8"),
+        )
         transfer.check()
         return transfer
 
@@ -298,7 +326,7 @@ class TransferCredit(NamedTuple):
     credited transaction's number, or refused (0) with the reason."""
 
     credit_number: int
-    reason: str = ""         # a Reason name when refused
+    reason: str = ""  # a Reason name when refused
 
     @property
     def credited(self) -> bool:
@@ -311,7 +339,7 @@ class TransferCredit(NamedTuple):
     @classmethod
     def decode(cls, data: bytes) -> TransferCredit:
         _, number = _TRANSFER_CREDIT.unpack_from(data)
-        return cls(number, bytes(data[_TRANSFER_CREDIT.size:]).decode())
+        return cls(number, bytes(data[_TRANSFER_CREDIT.size :]).decode())
 
 
 class TransferKeyEntry(NamedTuple):
@@ -323,14 +351,14 @@ class TransferKeyEntry(NamedTuple):
     description: str
 
     def encode(self) -> bytes:
-        return (_TRANSFER_KEY_ENTRY.pack(self.debit_number, self.to_account_id, self.amount)
-                + self.description.encode("utf-8"))
+        return _TRANSFER_KEY_ENTRY.pack(
+            self.debit_number, self.to_account_id, self.amount
+        ) + self.description.encode("utf-8")
 
     @classmethod
     def decode(cls, data: bytes) -> TransferKeyEntry:
         debit, target, amount = _TRANSFER_KEY_ENTRY.unpack_from(data)
-        return cls(debit, target, amount,
-                   bytes(data[_TRANSFER_KEY_ENTRY.size:]).decode("utf-8"))
+        return cls(debit, target, amount, bytes(data[_TRANSFER_KEY_ENTRY.size :]).decode("utf-8"))
 
 
 def transfer_key(from_account_id: int, debit_number: int) -> bytes:
@@ -352,8 +380,12 @@ def parse_in_flight_key(key: bytes) -> tuple[int, int]:
 
 
 def credit_key(to_account_id: int, from_account_id: int, debit_number: int) -> bytes:
-    return (CREDIT_PREFIX + _U64.pack(to_account_id) + _U64.pack(from_account_id)
-            + _U64.pack(debit_number))
+    return (
+        CREDIT_PREFIX
+        + _U64.pack(to_account_id)
+        + _U64.pack(from_account_id)
+        + _U64.pack(debit_number)
+    )
 
 
 def transfer_idempotency_key(account_id: int, key: bytes) -> bytes:
@@ -367,8 +399,12 @@ EXPIRY_PREFIX = b"e"  # b"e" + expires_at_ns u64 (offset) + account u64 + number
 
 
 def expiry_key(expires_at_ns: int, account_id: int, transaction_number: int) -> bytes:
-    return (EXPIRY_PREFIX + _U64.pack(expires_at_ns - _INT64_MIN) + _U64.pack(account_id)
-            + _U64.pack(transaction_number))
+    return (
+        EXPIRY_PREFIX
+        + _U64.pack(expires_at_ns - _INT64_MIN)
+        + _U64.pack(account_id)
+        + _U64.pack(transaction_number)
+    )
 
 
 def expiry_range_until(clock_ns: int) -> tuple[bytes, bytes]:
@@ -379,5 +415,8 @@ def expiry_range_until(clock_ns: int) -> tuple[bytes, bytes]:
 def parse_expiry_key(key: bytes) -> tuple[int, int, int]:
     """(expires_at_ns, account id, transaction number)."""
     assert key.startswith(EXPIRY_PREFIX) and len(key) == 25
-    return (_U64.unpack_from(key, 1)[0] + _INT64_MIN, _U64.unpack_from(key, 9)[0],
-            _U64.unpack_from(key, 17)[0])
+    return (
+        _U64.unpack_from(key, 1)[0] + _INT64_MIN,
+        _U64.unpack_from(key, 9)[0],
+        _U64.unpack_from(key, 17)[0],
+    )

@@ -153,8 +153,11 @@ def _check_shape(command: BeginTransfer) -> Failure | None:
 
 
 def _transfer_not_found(from_account_id: int, debit_number: int) -> Failure:
-    return Failure.of(Reason.TRANSFER_NOT_FOUND, "transfer not found",
-                      transfer_id=f"{from_account_id:016x}{debit_number:016x}")
+    return Failure.of(
+        Reason.TRANSFER_NOT_FOUND,
+        "transfer not found",
+        transfer_id=f"{from_account_id:016x}{debit_number:016x}",
+    )
 
 
 class TransferCore:
@@ -210,8 +213,13 @@ class TransferCore:
             return TransferStep(failure)
         source = self._accounts.account(command.from_account_id)
         if source is None:
-            return TransferStep(Failure.of(Reason.ACCOUNT_NOT_FOUND, "account not found",
-                                           account_id=f"{command.from_account_id:016x}"))
+            return TransferStep(
+                Failure.of(
+                    Reason.ACCOUNT_NOT_FOUND,
+                    "account not found",
+                    account_id=f"{command.from_account_id:016x}",
+                )
+            )
         if command.idempotency_key:
             replay = self._replay(source, command)
             if replay is not None:
@@ -220,17 +228,33 @@ class TransferCore:
             return TransferStep(Failure.of(Reason.TRANSACTION_LIMIT_REACHED, "account is full"))
         number = source.transaction_count + 1
         funded = source.available_balance >= command.amount
-        debit = Transaction(source.account_id, number, -command.amount, command.description,
-                            Status.PENDING if funded else Status.INSUFFICIENT_FUNDS,
-                            command.now_ns, command.now_ns, source.account_id, number)
+        debit = Transaction(
+            source.account_id,
+            number,
+            -command.amount,
+            command.description,
+            Status.PENDING if funded else Status.INSUFFICIENT_FUNDS,
+            command.now_ns,
+            command.now_ns,
+            source.account_id,
+            number,
+        )
         held = source._replace(
             available_balance=source.available_balance - (command.amount if funded else 0),
             updated_at_ns=max(command.now_ns, source.updated_at_ns),
-            transaction_count=number)
-        transfer = Transfer(source.account_id, number, command.to_account_id, command.amount,
-                            TransferStatus.IN_FLIGHT if funded
-                            else TransferStatus.INSUFFICIENT_FUNDS,
-                            0, command.now_ns, command.now_ns, command.description)
+            transaction_count=number,
+        )
+        transfer = Transfer(
+            source.account_id,
+            number,
+            command.to_account_id,
+            command.amount,
+            TransferStatus.IN_FLIGHT if funded else TransferStatus.INSUFFICIENT_FUNDS,
+            0,
+            command.now_ns,
+            command.now_ns,
+            command.description,
+        )
         writes: list[Write] = [
             (account_key(source.account_id), held.encode()),
             (transaction_key(source.account_id, number), debit.encode()),
@@ -239,23 +263,32 @@ class TransferCore:
         if funded:
             writes.append((in_flight_key(source.account_id, number), b""))
         if command.idempotency_key:
-            entry = TransferKeyEntry(number, command.to_account_id, command.amount,
-                                     command.description)
-            writes.append((transfer_idempotency_key(source.account_id, command.idempotency_key),
-                           entry.encode()))
+            entry = TransferKeyEntry(
+                number, command.to_account_id, command.amount, command.description
+            )
+            writes.append(
+                (
+                    transfer_idempotency_key(source.account_id, command.idempotency_key),
+                    entry.encode(),
+                )
+            )
         return TransferStep(transfer, tuple(writes))
 
     def _replay(self, source: Account, command: BeginTransfer) -> Transfer | Failure | None:
-        data = self._store.get(transfer_idempotency_key(source.account_id,
-                                                        command.idempotency_key))
+        data = self._store.get(transfer_idempotency_key(source.account_id, command.idempotency_key))
         if data is None:
             return None
         entry = TransferKeyEntry.decode(data)
         if (entry.to_account_id, entry.amount, entry.description) != (
-                command.to_account_id, command.amount, command.description):
-            return Failure.of(Reason.IDEMPOTENCY_KEY_REUSED,
-                              "idempotency key was already used with a different request",
-                              account_id=f"{source.account_id:016x}")
+            command.to_account_id,
+            command.amount,
+            command.description,
+        ):
+            return Failure.of(
+                Reason.IDEMPOTENCY_KEY_REUSED,
+                "idempotency key was already used with a different request",
+                account_id=f"{source.account_id:016x}",
+            )
         return self.get_transfer(source.account_id, entry.debit_number)
 
     # -- step 2: credit (destination shard) ------------------------------------------------
@@ -275,19 +308,32 @@ class TransferCore:
             refused = TransferCredit(0, Reason.BALANCE_OVERFLOW.name)
             return TransferStep(refused, ((key, refused.encode()),))
         number = target.transaction_count + 1
-        credit = Transaction(target.account_id, number, command.amount, command.description,
-                             Status.SETTLED, command.now_ns, command.now_ns,
-                             command.from_account_id, command.debit_number)
-        credited = target._replace(available_balance=target.available_balance + command.amount,
-                                   settled_balance=settled,
-                                   updated_at_ns=max(command.now_ns, target.updated_at_ns),
-                                   transaction_count=number)
+        credit = Transaction(
+            target.account_id,
+            number,
+            command.amount,
+            command.description,
+            Status.SETTLED,
+            command.now_ns,
+            command.now_ns,
+            command.from_account_id,
+            command.debit_number,
+        )
+        credited = target._replace(
+            available_balance=target.available_balance + command.amount,
+            settled_balance=settled,
+            updated_at_ns=max(command.now_ns, target.updated_at_ns),
+            transaction_count=number,
+        )
         decision = TransferCredit(number)
-        return TransferStep(decision, (
-            (account_key(target.account_id), credited.encode()),
-            (transaction_key(target.account_id, number), credit.encode()),
-            (key, decision.encode()),
-        ))
+        return TransferStep(
+            decision,
+            (
+                (account_key(target.account_id), credited.encode()),
+                (transaction_key(target.account_id, number), credit.encode()),
+                (key, decision.encode()),
+            ),
+        )
 
     # -- step 3: finish (source shard) -----------------------------------------------------
 
@@ -302,8 +348,9 @@ class TransferCore:
         if command.credit.credited:
             source = source._replace(settled_balance=source.settled_balance - found.amount)
             debit = debit._replace(status=Status.SETTLED)
-            final = found._replace(status=TransferStatus.COMPLETED,
-                                   credit_number=command.credit.credit_number)
+            final = found._replace(
+                status=TransferStatus.COMPLETED, credit_number=command.credit.credit_number
+            )
         else:
             source = source._replace(available_balance=source.available_balance + found.amount)
             debit = debit._replace(status=Status.CANCELLED)
@@ -311,12 +358,15 @@ class TransferCore:
         source = source._replace(updated_at_ns=max(now_ns, source.updated_at_ns))
         debit = debit._replace(updated_at_ns=max(now_ns, debit.updated_at_ns))
         final = final._replace(updated_at_ns=now_ns)
-        return TransferStep(final, (
-            (account_key(source.account_id), source.encode()),
-            (transaction_key(source.account_id, debit.transaction_number), debit.encode()),
-            (transfer_key(final.from_account_id, final.debit_number), final.encode()),
-            (in_flight_key(final.from_account_id, final.debit_number), None),
-        ))
+        return TransferStep(
+            final,
+            (
+                (account_key(source.account_id), source.encode()),
+                (transaction_key(source.account_id, debit.transaction_number), debit.encode()),
+                (transfer_key(final.from_account_id, final.debit_number), final.encode()),
+                (in_flight_key(final.from_account_id, final.debit_number), None),
+            ),
+        )
 
     # -- all three on one shard: one command, one Raft entry --------------------------------
 
@@ -324,21 +374,33 @@ class TransferCore:
         """Both accounts on this shard: begin, credit and finish in one step, one batch."""
         layered = _Layered(self._store)
         begun = self.begin(command)
-        if not isinstance(begun.result, Transfer) or begun.result.status != \
-                TransferStatus.IN_FLIGHT or not begun.writes:
+        if (
+            not isinstance(begun.result, Transfer)
+            or begun.result.status != TransferStatus.IN_FLIGHT
+            or not begun.writes
+        ):
             return begun  # a failure, a replay or INSUFFICIENT_FUNDS: nothing more to do
         layered.add(begun.writes)
         steps = TransferCore(layered)
         transfer = begun.result
-        credited = steps.credit(CreditTransfer(
-            transfer.to_account_id, transfer.from_account_id, transfer.debit_number,
-            transfer.amount, transfer.description, command.now_ns))
+        credited = steps.credit(
+            CreditTransfer(
+                transfer.to_account_id,
+                transfer.from_account_id,
+                transfer.debit_number,
+                transfer.amount,
+                transfer.description,
+                command.now_ns,
+            )
+        )
         assert isinstance(credited.result, TransferCredit)
         layered.add(credited.writes)
-        finished = TransferCore(layered).finish(FinishTransfer(
-            transfer.from_account_id, transfer.debit_number, credited.result, command.now_ns))
+        finished = TransferCore(layered).finish(
+            FinishTransfer(
+                transfer.from_account_id, transfer.debit_number, credited.result, command.now_ns
+            )
+        )
         writes: dict[bytes, bytes | None] = {}
         for key, value in (*begun.writes, *credited.writes, *finished.writes):
             writes[key] = value
         return TransferStep(finished.result, tuple(sorted(writes.items())))
-

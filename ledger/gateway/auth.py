@@ -14,11 +14,11 @@ Decisions:
 * **The check** runs in a ``grpc.aio`` server interceptor, before any handler: the servicer is
   never reached, so a refused call applies nothing. Clients send ``authorization: Bearer
   <token>``. No or an unknown token: ``UNAUTHENTICATED`` (reasons ``TOKEN_MISSING``,
-  ``TOKEN_UNKNOWN``); a known token without the scope: ``PERMISSION_DENIED`` (``INSUFFICIENT_SCOPE``,
-  metadata ``required_scope``, ``token_scope``). Both are rich statuses like every other error
-  (``ledger.gateway.errors``), and counted in the call metrics. The token's hash is compared
-  with every known hash by ``hmac.compare_digest``, without stopping at a match, so the time a
-  check takes does not depend on which hash matched or how much of it did.
+  ``TOKEN_UNKNOWN``); a known token without the scope: ``PERMISSION_DENIED``
+  (``INSUFFICIENT_SCOPE``, metadata ``required_scope``, ``token_scope``). Both are rich statuses
+  like every other error (``ledger.gateway.errors``), and counted in the call metrics. The
+  token's hash is compared with every known hash by ``hmac.compare_digest``, without stopping
+  at a match, so the time a check takes does not depend on which hash matched or how much of it did.
 """
 
 from __future__ import annotations
@@ -55,11 +55,11 @@ __all__ = [
     "required_scope",
 ]
 
-SCOPES = ("read", "write")          # in order: a scope includes every scope before it
+SCOPES = ("read", "write")  # in order: a scope includes every scope before it
 TOKEN_PREFIX = "ledger_"
 HASH_PREFIX = "sha256:"
 token_random_bytes = 32
-token_chars_max = 512               # a longer authorization value is refused unhashed
+token_chars_max = 512  # a longer authorization value is refused unhashed
 AUTH_HEADER = "authorization"
 
 _NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
@@ -84,7 +84,7 @@ class TokenFileError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class TokenEntry:
-    digest: bytes   # SHA-256 of the token
+    digest: bytes  # SHA-256 of the token
     scope: str
     name: str
 
@@ -137,17 +137,19 @@ def parse_tokens(text: str, source: str) -> list[TokenEntry]:
             raise TokenFileError(f"{where}: expected 'sha256:<64 hex> <scope> <name>'")
         hashed, scope, name = fields
         if not hashed.startswith(HASH_PREFIX) or not _HEX_DIGEST.fullmatch(
-            hashed[len(HASH_PREFIX):]
+            hashed[len(HASH_PREFIX) :]
         ):
-            raise TokenFileError(f"{where}: expected 'sha256:' and 64 lowercase hex digits "
-                                 "(the file holds hashes, never tokens)")
+            raise TokenFileError(
+                f"{where}: expected 'sha256:' and 64 lowercase hex digits "
+                "(the file holds hashes, never tokens)"
+            )
         if scope not in SCOPES:
             raise TokenFileError(f"{where}: scope {scope!r} is not one of {', '.join(SCOPES)}")
         try:
             check_name(name)
         except ValueError as error:
             raise TokenFileError(f"{where}: {error}") from None
-        digest = bytes.fromhex(hashed[len(HASH_PREFIX):])
+        digest = bytes.fromhex(hashed[len(HASH_PREFIX) :])
         if name in names:
             raise TokenFileError(f"{where}: token name {name!r} appears twice")
         if digest in digests:
@@ -210,7 +212,7 @@ def bearer_token(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
     values = [value for key, value in metadata or () if key == AUTH_HEADER]
     if len(values) != 1:
         return None
-    value = values[0]
+    value: str | bytes = values[0]
     if isinstance(value, bytes):
         try:
             value = value.decode("ascii")
@@ -223,26 +225,30 @@ def bearer_token(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
     return token
 
 
-def check_call(tokens: TokenTable, method: str,
-               metadata: Sequence[tuple[str, Any]] | None) -> ApiError | None:
+def check_call(
+    tokens: TokenTable, method: str, metadata: Sequence[tuple[str, Any]] | None
+) -> ApiError | None:
     """None when the call may proceed, else the error to answer with."""
     required = required_scope(method)
     if required is None:
         return None
     token = bearer_token(metadata)
     if token is None:
-        return ApiError(grpc.StatusCode.UNAUTHENTICATED,
-                        "missing bearer token: send metadata 'authorization: Bearer <token>'",
-                        "TOKEN_MISSING")
+        return ApiError(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "missing bearer token: send metadata 'authorization: Bearer <token>'",
+            "TOKEN_MISSING",
+        )
     entry = tokens.lookup(token) if len(token) <= token_chars_max else None
     if entry is None:
-        return ApiError(grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token",
-                        "TOKEN_UNKNOWN")
+        return ApiError(grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token", "TOKEN_UNKNOWN")
     if not allows(entry.scope, required):
-        return ApiError(grpc.StatusCode.PERMISSION_DENIED,
-                        f"this token's scope is {entry.scope!r}; the call needs {required!r}",
-                        "INSUFFICIENT_SCOPE",
-                        {"required_scope": required, "token_scope": entry.scope})
+        return ApiError(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"this token's scope is {entry.scope!r}; the call needs {required!r}",
+            "INSUFFICIENT_SCOPE",
+            {"required_scope": required, "token_scope": entry.scope},
+        )
     return None
 
 
@@ -253,7 +259,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.tokens = tokens
 
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
         method = handler_call_details.method or ""
@@ -264,12 +271,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return _refusal(handler, method, failure)
 
 
-def _refusal(handler: grpc.RpcMethodHandler | None, method: str,
-             failure: ApiError) -> grpc.RpcMethodHandler:
+def _refusal(
+    handler: grpc.RpcMethodHandler | None, method: str, failure: ApiError
+) -> grpc.RpcMethodHandler:
     """A handler of the refused rpc's own shape that answers ``failure`` and reads nothing
     (no deserializer: the request is never parsed for a caller we did not admit)."""
     status = to_grpc_status(failure)
-    metric = method[len(_API_PREFIX):] if method.startswith(_API_PREFIX) else None
+    metric = method[len(_API_PREFIX) :] if method.startswith(_API_PREFIX) else None
 
     async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
         if metric is not None:
@@ -288,6 +296,7 @@ def _refusal(handler: grpc.RpcMethodHandler | None, method: str,
 
 
 # -- what a server runs with: TLS material, tokens, and the line that says so ---------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class ServerSecurity:
@@ -328,15 +337,20 @@ class ServerSecurity:
         return f"serving {transport} on {host}:{port}, {access}; {reach}"
 
 
-def load_server_security(tls_cert: pathlib.Path | None, tls_key: pathlib.Path | None,
-                         client_ca: pathlib.Path | None,
-                         tokens_file: pathlib.Path | None) -> ServerSecurity:
+def load_server_security(
+    tls_cert: pathlib.Path | None,
+    tls_key: pathlib.Path | None,
+    client_ca: pathlib.Path | None,
+    tokens_file: pathlib.Path | None,
+) -> ServerSecurity:
     """Read and check the files behind the server flags; ValueError with a one-line reason."""
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     if client_ca is not None and tls_cert is None:
-        raise ValueError("--client-ca needs --tls-cert and --tls-key (client certificates "
-                         "are checked during the TLS handshake)")
+        raise ValueError(
+            "--client-ca needs --tls-cert and --tls-key (client certificates "
+            "are checked during the TLS handshake)"
+        )
     credentials = None
     if tls_cert is not None and tls_key is not None:
         cert = _read_pem(tls_cert, "--tls-cert", "CERTIFICATE")
@@ -353,8 +367,10 @@ def load_server_security(tls_cert: pathlib.Path | None, tls_key: pathlib.Path | 
         except TokenFileError as error:
             raise ValueError(str(error)) from None
         if not entries:
-            raise ValueError(f"tokens file {tokens_file} holds no token: every call would be "
-                             "refused (add one with `ledger-dev gen-token`)")
+            raise ValueError(
+                f"tokens file {tokens_file} holds no token: every call would be "
+                "refused (add one with `ledger-dev gen-token`)"
+            )
         tokens = TokenTable(entries)
     return ServerSecurity(credentials, client_ca, tokens, tokens_file)
 
@@ -369,8 +385,9 @@ def _read_pem(path: pathlib.Path, flag: str, kind: str) -> bytes:
     return data
 
 
-def _check_key_pair(cert: bytes, key: bytes, cert_path: pathlib.Path,
-                    key_path: pathlib.Path) -> None:
+def _check_key_pair(
+    cert: bytes, key: bytes, cert_path: pathlib.Path, key_path: pathlib.Path
+) -> None:
     """Fail at start, in one line, rather than at the first handshake."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -382,10 +399,11 @@ def _check_key_pair(cert: bytes, key: bytes, cert_path: pathlib.Path,
     try:
         private_key = serialization.load_pem_private_key(key, password=None)
     except (ValueError, TypeError) as error:
-        raise ValueError(f"--tls-key {key_path}: not an unencrypted PEM private key "
-                         f"({error})") from None
+        raise ValueError(
+            f"--tls-key {key_path}: not an unencrypted PEM private key ({error})"
+        ) from None
     raw = serialization.PublicFormat.SubjectPublicKeyInfo
-    if (certificate.public_key().public_bytes(serialization.Encoding.DER, raw)
-            != private_key.public_key().public_bytes(serialization.Encoding.DER, raw)):
+    if certificate.public_key().public_bytes(
+        serialization.Encoding.DER, raw
+    ) != private_key.public_key().public_bytes(serialization.Encoding.DER, raw):
         raise ValueError(f"--tls-key {key_path} does not belong to --tls-cert {cert_path}")
-

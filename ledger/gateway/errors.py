@@ -69,7 +69,5 @@ def to_grpc_status(error: ApiError) -> grpc.Status:
     )
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(
-        code=error.code.value[0], message=error.message, details=[detail]
-    )
+    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=[detail])
     return rpc_status.to_status(status)

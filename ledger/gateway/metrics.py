@@ -10,10 +10,13 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 __all__ = ["observe_call", "start_metrics_server"]
 
-_CALLS = Counter("ledger_calls_total", "Public API calls by method and status code.",
-                 ["method", "code"])
+_CALLS = Counter(
+    "ledger_calls_total", "Public API calls by method and status code.", ["method", "code"]
+)
 _SECONDS = Histogram(
-    "ledger_call_seconds", "Public API call latency by method.", ["method"],
+    "ledger_call_seconds",
+    "Public API call latency by method.",
+    ["method"],
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
 )
 

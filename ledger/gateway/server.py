@@ -44,13 +44,22 @@ SERVER_OPTIONS = [
 ]
 
 
-async def serve(stub: LedgerCore, host: str, port: int, name: str, metrics_port: int,
-                security: ServerSecurity | None = None) -> None:
+async def serve(
+    stub: LedgerCore,
+    host: str,
+    port: int,
+    name: str,
+    metrics_port: int,
+    security: ServerSecurity | None = None,
+) -> None:
     security = security or ServerSecurity()
     if metrics_port:
         start_metrics_server(host, metrics_port)
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=security.interceptors(),
-                             maximum_concurrent_rpcs=limits.grpc_concurrent_calls_max)
+    server = grpc.aio.server(
+        options=SERVER_OPTIONS,
+        interceptors=security.interceptors(),
+        maximum_concurrent_rpcs=limits.grpc_concurrent_calls_max,
+    )
     api = LedgerApi(stub)
     server.add_generic_rpc_handlers((api.handlers(),))
     resolver = TransferResolver(stub, api.transfers)  # finishes transfers whose driver died
@@ -76,8 +85,14 @@ async def serve(stub: LedgerCore, host: str, port: int, name: str, metrics_port:
     print(f"{name} stopped", flush=True)
 
 
-def run_server(stub: LedgerCore, host: str, port: int, name: str, metrics_port: int = 0,
-               security: ServerSecurity | None = None) -> None:
+def run_server(
+    stub: LedgerCore,
+    host: str,
+    port: int,
+    name: str,
+    metrics_port: int = 0,
+    security: ServerSecurity | None = None,
+) -> None:
     """Run ``serve`` to completion; a bind failure is one line on stderr and exit code 1."""
     try:
         asyncio.run(serve(stub, host, port, name, metrics_port, security))

@@ -268,8 +268,9 @@ class LedgerApi:
             *(_item(self._create_account(item, timeout_s)) for item in request.accounts)
         )
         return api.CreateAccountsResponse(
-            results=[api.CreateAccountResult(status=status, account=value)
-                     for status, value in outcomes]
+            results=[
+                api.CreateAccountResult(status=status, account=value) for status, value in outcomes
+            ]
         )
 
     async def settle_transaction(
@@ -299,8 +300,9 @@ class LedgerApi:
 
     # -- transfers --------------------------------------------------------------------------
 
-    async def create_transfer(self, request: api.CreateTransferRequest,
-                              timeout_s: float) -> Message:
+    async def create_transfer(
+        self, request: api.CreateTransferRequest, timeout_s: float
+    ) -> Message:
         """Begin, credit, finish (ledger.gateway.transfers) within the caller's deadline; past
         it the transfer finishes on its own and a retry with the same key returns it."""
         from_id = _parse_account_id(request.from_account_id)
@@ -313,21 +315,32 @@ class LedgerApi:
         key = _idempotency_key(request.idempotency_key)
         deadline_s = time.monotonic() + timeout_s
         await self._check_account_exists(to_id, timeout_s)
-        begin = pb.BeginTransfer(from_account_id=from_id, to_account_id=to_id,
-                                 amount=request.amount, description=request.description,
-                                 idempotency_key=key)
+        begin = pb.BeginTransfer(
+            from_account_id=from_id,
+            to_account_id=to_id,
+            amount=request.amount,
+            description=request.description,
+            idempotency_key=key,
+        )
         try:
             transfer = await self.transfers.begin(begin, max(deadline_s - time.monotonic(), 0.001))
-            transfer = await self.transfers.resume(transfer, max(deadline_s - time.monotonic(),
-                                                                 0.001))
+            transfer = await self.transfers.resume(
+                transfer, max(deadline_s - time.monotonic(), 0.001)
+            )
         except StepFailed as failed:
-            raise ApiError(code_for_reason(failed.error.reason), failed.error.message,
-                           failed.error.reason, dict(failed.error.metadata)) from None
+            raise ApiError(
+                code_for_reason(failed.error.reason),
+                failed.error.message,
+                failed.error.reason,
+                dict(failed.error.metadata),
+            ) from None
         except TimeoutError:
-            raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                           "the transfer is in flight and finishes on its own; retry with the "
-                           "same idempotency key for its final state",
-                           "TRANSFER_IN_FLIGHT") from None
+            raise ApiError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "the transfer is in flight and finishes on its own; retry with the "
+                "same idempotency key for its final state",
+                "TRANSFER_IN_FLIGHT",
+            ) from None
         return api.CreateTransferResponse(transfer=transfer_to_api(transfer))
 
     async def _check_account_exists(self, account_id: int, timeout_s: float) -> None:
@@ -336,9 +349,11 @@ class LedgerApi:
         if account_id in self._known_accounts:
             self._known_accounts.move_to_end(account_id)
             return
-        found = await self._stub.read(ids.shard_index(account_id),
-                                      pb.Query(get_account=pb.GetAccount(account_id=account_id)),
-                                      timeout_s)
+        found = await self._stub.read(
+            ids.shard_index(account_id),
+            pb.Query(get_account=pb.GetAccount(account_id=account_id)),
+            timeout_s,
+        )
         _unwrap(found, "account")
         self._known_accounts[account_id] = None
         if len(self._known_accounts) > limits.known_accounts_cache_max:
@@ -346,8 +361,9 @@ class LedgerApi:
 
     async def get_transfer(self, request: api.GetTransferRequest, timeout_s: float) -> Message:
         account_id, number = _parse_transaction_id(request.transfer_id)
-        query = pb.Query(get_transfer=pb.GetTransfer(from_account_id=account_id,
-                                                     debit_number=number))
+        query = pb.Query(
+            get_transfer=pb.GetTransfer(from_account_id=account_id, debit_number=number)
+        )
         result = await self._stub.read(ids.shard_index(account_id), query, timeout_s)
         return api.GetTransferResponse(transfer=transfer_to_api(_unwrap(result, "transfer")))
 
@@ -387,7 +403,7 @@ def _serialize(message: Message) -> bytes:
 
 
 def timeout_s_for(context: grpc.aio.ServicerContext) -> float:
-    remaining_s = context.time_remaining()
+    remaining_s: float | None = context.time_remaining()
     if remaining_s is None:
         return limits.deadline_ms_default / 1000
     return min(remaining_s, limits.deadline_ms_max / 1000)
@@ -418,14 +434,19 @@ def as_api_error(error: Exception, where: str) -> ApiError:
 
 def _check_batch_size(count: int) -> None:
     if not 0 < count <= limits.batch_items_max:
-        raise _invalid(f"a batch holds 1 to {limits.batch_items_max} items, got {count}",
-                       "INVALID_BATCH_SIZE")
+        raise _invalid(
+            f"a batch holds 1 to {limits.batch_items_max} items, got {count}", "INVALID_BATCH_SIZE"
+        )
 
 
 def _item_status(failure: ApiError) -> api.ItemStatus:
     """A batch item's failure, with the same code and reason a single call would get."""
-    return api.ItemStatus(code=failure.code.value[0], message=failure.message,
-                          reason=failure.reason, metadata=failure.metadata)
+    return api.ItemStatus(
+        code=failure.code.value[0],
+        message=failure.message,
+        reason=failure.reason,
+        metadata=failure.metadata,
+    )
 
 
 async def _item(work: Awaitable[ItemT]) -> tuple[api.ItemStatus, ItemT | None]:

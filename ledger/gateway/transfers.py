@@ -45,10 +45,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 transfer_resolve_interval_s = 2.0
-transfer_orphan_age_s = 5.0      # > any driver's remaining work: calls are capped at 60 s, but
-                                 # a driver that is still alive only waits on retried steps
+transfer_orphan_age_s = 5.0  # > any driver's remaining work: calls are capped at 60 s, but
+# a driver that is still alive only waits on retried steps
 transfer_resolve_batch_max = 100  # in-flight transfers listed per shard per round
-transfer_step_timeout_s = 10.0    # per step when resolving
+transfer_step_timeout_s = 10.0  # per step when resolving
 REQUEST_ID_BYTES = 16
 
 
@@ -56,6 +56,7 @@ def stamped_command(clock_ns: Callable[[], int], **kind: Any) -> pb.Command:
     """A command as the gateway sends it: a fresh random request id (kept by every retry of
     this command) and the gateway's clock, the only clock a replica ever sees."""
     return pb.Command(request_id=os.urandom(REQUEST_ID_BYTES), now_ns=clock_ns(), **kind)
+
 
 assert transfer_resolve_batch_max <= limits.page_size_max
 
@@ -98,20 +99,30 @@ class TransferDriver:
         if transfer.status != pb.TRANSFER_STATUS_IN_FLIGHT:
             return transfer
         deadline_s = time.monotonic() + timeout_s
-        credit = pb.CreditTransfer(to_account_id=transfer.to_account_id,
-                                   from_account_id=transfer.from_account_id,
-                                   debit_number=transfer.debit_number, amount=transfer.amount,
-                                   description=transfer.description)
-        result = await self._stub.submit(ids.shard_index(transfer.to_account_id),
-                                         self._command(credit_transfer=credit),
-                                         _remaining_s(deadline_s))
+        credit = pb.CreditTransfer(
+            to_account_id=transfer.to_account_id,
+            from_account_id=transfer.from_account_id,
+            debit_number=transfer.debit_number,
+            amount=transfer.amount,
+            description=transfer.description,
+        )
+        result = await self._stub.submit(
+            ids.shard_index(transfer.to_account_id),
+            self._command(credit_transfer=credit),
+            _remaining_s(deadline_s),
+        )
         decision = _payload(result, "transfer_credit")
         assert isinstance(decision, pb.TransferCreditRecord)
-        finish = pb.FinishTransfer(from_account_id=transfer.from_account_id,
-                                   debit_number=transfer.debit_number, credit=decision)
-        result = await self._stub.submit(ids.shard_index(transfer.from_account_id),
-                                         self._command(finish_transfer=finish),
-                                         _remaining_s(deadline_s))
+        finish = pb.FinishTransfer(
+            from_account_id=transfer.from_account_id,
+            debit_number=transfer.debit_number,
+            credit=decision,
+        )
+        result = await self._stub.submit(
+            ids.shard_index(transfer.from_account_id),
+            self._command(finish_transfer=finish),
+            _remaining_s(deadline_s),
+        )
         final = _payload(result, "transfer")
         assert isinstance(final, pb.TransferRecord)
         assert final.status != pb.TRANSFER_STATUS_IN_FLIGHT
@@ -121,15 +132,16 @@ class TransferDriver:
 def _remaining_s(deadline_s: float) -> float:
     remaining_s = deadline_s - time.monotonic()
     if remaining_s <= 0:
-        raise asyncio.TimeoutError("no time left for the next transfer step")
+        raise TimeoutError("no time left for the next transfer step")
     return remaining_s
 
 
 class TransferResolver:
     """Finishes in-flight transfers whose driver died (see the module text)."""
 
-    def __init__(self, stub: LedgerCore, driver: TransferDriver,
-                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self, stub: LedgerCore, driver: TransferDriver, clock_ns: Callable[[], int] = time.time_ns
+    ) -> None:
         self._stub = stub
         self._driver = driver
         self._clock_ns = clock_ns
@@ -155,7 +167,7 @@ class TransferResolver:
             await asyncio.sleep(transfer_resolve_interval_s)
             try:
                 await self.resolve_once()
-            except Exception:  # noqa: BLE001 - keep resolving; the next round retries
+            except Exception:
                 log.exception("resolving in-flight transfers failed")
 
     async def _tick(self, shard: int) -> None:
@@ -185,7 +197,8 @@ class TransferResolver:
             if len(listed.transfers) >= transfer_resolve_batch_max:
                 last = listed.transfers[-1]
                 self._cursors[shard] = pb.ListInFlightTransfers(
-                    after_account_id=last.from_account_id, after_debit_number=last.debit_number)
+                    after_account_id=last.from_account_id, after_debit_number=last.debit_number
+                )
             for transfer in listed.transfers:
                 if transfer.updated_at_ns > oldest_ns:
                     continue  # its driver may still be at work

@@ -51,20 +51,27 @@ _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 def node_api_token(secret: str) -> str:
     """The bearer token of the node API, derived from the cluster secret (never the secret)."""
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_TOKEN_INFO).derive(
-        secret.encode())
+        secret.encode()
+    )
     return base64.urlsafe_b64encode(key).decode().rstrip("=")
 
 
 # -- certificates --------------------------------------------------------------------------------
 
+
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ledger cluster"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ledger cluster"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def _pem_cert(certificate: x509.Certificate) -> str:
@@ -88,26 +95,38 @@ def generate_node_tls(nodes: Sequence[tuple[str, Sequence[str]]]) -> dict[str, A
     not_after = now + datetime.timedelta(days=certificate_validity_days)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("ledger cluster CA")
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now).not_valid_after(not_after)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     section: dict[str, Any] = {"caCert": _pem_cert(ca), "nodes": {}}
     for node_id, hosts in nodes:
         key = ec.generate_private_key(ec.SECP256R1())
         certificate = (
-            x509.CertificateBuilder().subject_name(_name(node_id)).issuer_name(ca_name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(not_after)
+            x509.CertificateBuilder()
+            .subject_name(_name(node_id))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(not_after)
             .add_extension(x509.SubjectAlternativeName(_subject_names(hosts)), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(ca_key, hashes.SHA256()))
+            .sign(ca_key, hashes.SHA256())
+        )
         section["nodes"][node_id] = {"cert": _pem_cert(certificate), "key": _pem_key(key)}
     return section
 
 
 # -- server side ---------------------------------------------------------------------------------
+
 
 def node_server_credentials(ca_cert: str, cert: str, key: str) -> grpc.ServerCredentials:
     del ca_cert  # callers authenticate with the token, not with a certificate (see above)
@@ -121,7 +140,8 @@ class NodeAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._expected = f"Bearer {node_api_token(secret)}".encode()
 
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
         method = handler_call_details.method or ""
@@ -139,14 +159,16 @@ class NodeAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 def _refusal(method: str) -> grpc.RpcMethodHandler:
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                            "the node API needs the cluster's credential")
+        await context.abort(
+            grpc.StatusCode.UNAUTHENTICATED, "the node API needs the cluster's credential"
+        )
 
     # Raw bytes in and out: nothing of the request is parsed for a caller we do not know.
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
 # -- client side ---------------------------------------------------------------------------------
+
 
 def node_channel_credentials(ca_cert: str, secret: str) -> grpc.ChannelCredentials:
     """TLS verifying the node against the cluster CA, and the bearer token on every call."""
@@ -156,8 +178,14 @@ def node_channel_credentials(ca_cert: str, secret: str) -> grpc.ChannelCredentia
     )
 
 
-def node_channel(address: str, ca_cert: str, secret: str, *, aio: bool = False,
-                 options: Sequence[tuple[str, Any]] = ()) -> Any:
+def node_channel(
+    address: str,
+    ca_cert: str,
+    secret: str,
+    *,
+    aio: bool = False,
+    options: Sequence[tuple[str, Any]] = (),
+) -> Any:
     """A channel to a node's API (``grpc.aio`` when ``aio``), encrypted and authenticated."""
     credentials = node_channel_credentials(ca_cert, secret)
     if aio:

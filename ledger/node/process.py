@@ -34,7 +34,10 @@ balance_warmup_s = 3.0
 
 
 def open_replicas(
-    config: ClusterConfig, node_id: str, data_dir: pathlib.Path, compaction_entries: int,
+    config: ClusterConfig,
+    node_id: str,
+    data_dir: pathlib.Path,
+    compaction_entries: int,
     fsync: bool = True,
 ) -> dict[int, ShardReplica]:
     node = config.node(node_id)
@@ -54,15 +57,21 @@ def open_replicas(
             node.raft_address(shard.index),
             partners,
             machine,
-            raft_settings(shard_dir=shard_dir, secret=config.raft_secret, snapshots=snapshots,
-                          compaction_entries=compaction_entries, position=position,
-                          fsync=fsync),
+            raft_settings(
+                shard_dir=shard_dir,
+                secret=config.raft_secret,
+                snapshots=snapshots,
+                compaction_entries=compaction_entries,
+                position=position,
+                fsync=fsync,
+            ),
         )
     return replicas
 
 
-async def _balance_leadership(config: ClusterConfig, node_id: str,
-                              replicas: dict[int, ShardReplica]) -> None:
+async def _balance_leadership(
+    config: ClusterConfig, node_id: str, replicas: dict[int, ShardReplica]
+) -> None:
     await asyncio.sleep(balance_warmup_s)
     while True:
         for shard, replica in replicas.items():
@@ -72,8 +81,15 @@ async def _balance_leadership(config: ClusterConfig, node_id: str,
         await asyncio.sleep(balance_interval_s)
 
 
-async def run_node(config: ClusterConfig, node_id: str, host: str, port: int,
-                   data_dir: pathlib.Path, compaction_entries: int, fsync: bool = True) -> None:
+async def run_node(
+    config: ClusterConfig,
+    node_id: str,
+    host: str,
+    port: int,
+    data_dir: pathlib.Path,
+    compaction_entries: int,
+    fsync: bool = True,
+) -> None:
     replicas = open_replicas(config, node_id, data_dir, compaction_entries, fsync)
     # TLS with this node's certificate; every call but health needs the cluster credential.
     server = grpc.aio.server(interceptors=[NodeAuthInterceptor(config.raft_secret)])

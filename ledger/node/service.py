@@ -60,7 +60,7 @@ def _timeout_s(timeout_ms: int) -> float:
     return min(timeout_ms or timeout_ms_default, timeout_ms_max) / 1000
 
 
-class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc]
+class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):
     def __init__(self, config: ClusterConfig, node_id: str, replicas: dict[int, ShardReplica]):
         self._config = config
         self._node_id = node_id
@@ -103,13 +103,16 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
     async def Submit(self, request: node_pb.SubmitRequest, context: Any) -> node_pb.SubmitResponse:
         timeout_s = _timeout_s(request.timeout_ms)
         outcomes = await asyncio.gather(
-            *(self._submit_shard(item.shard, item.command_batch, timeout_s)
-              for item in request.shards)
+            *(
+                self._submit_shard(item.shard, item.command_batch, timeout_s)
+                for item in request.shards
+            )
         )
         return node_pb.SubmitResponse(outcomes=outcomes)
 
-    async def _submit_shard(self, shard: int, data: bytes,
-                            timeout_s: float) -> node_pb.ShardOutcome:
+    async def _submit_shard(
+        self, shard: int, data: bytes, timeout_s: float
+    ) -> node_pb.ShardOutcome:
         refusal = self._check_leader(shard)
         if refusal is not None:
             executor = self._executors.get(shard)  # None: not a shard of ours (or not a shard)
@@ -127,8 +130,9 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
         # Every attempt was stale: nothing was applied, the gateway may retry.
         return self._refuse(shard, node_pb.REFUSAL_OVERLOADED, "write sets kept going stale")
 
-    async def _propose_once(self, shard: int, commands: Sequence[pb.Command],
-                            deadline_s: float) -> node_pb.ShardOutcome | None:
+    async def _propose_once(
+        self, shard: int, commands: Sequence[pb.Command], deadline_s: float
+    ) -> node_pb.ShardOutcome | None:
         """Execute, propose, wait: the outcome, or None when the write set was stale."""
         executor = self._executors[shard]
         try:
@@ -158,8 +162,11 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):  # type: ignore[misc
         if reason == FAIL_REASON.SUCCESS and result == WRITE_SET_STALE:
             return None
         if reason != FAIL_REASON.SUCCESS:
-            return self._refuse(shard, _REFUSALS.get(reason, node_pb.REFUSAL_APPLIED_UNKNOWN),
-                                f"raft refused the entry (reason {reason})")
+            return self._refuse(
+                shard,
+                _REFUSALS.get(reason, node_pb.REFUSAL_APPLIED_UNKNOWN),
+                f"raft refused the entry (reason {reason})",
+            )
         # None: the index was applied before, so it cannot be this entry.
         return self._refuse(shard, node_pb.REFUSAL_APPLIED_UNKNOWN, "entry was a replay")
 
@@ -222,11 +229,17 @@ def add_to_server(service: NodeService, server: grpc.aio.Server) -> None:
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
             _parsing(getattr(service, name), request_type),
-            response_serializer=response_type.SerializeToString)
+            response_serializer=response_type.SerializeToString,
+        )
         for name, (request_type, response_type) in _METHODS.items()
     }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        node_pb.DESCRIPTOR.services_by_name["LedgerNode"].full_name, handlers),))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                node_pb.DESCRIPTOR.services_by_name["LedgerNode"].full_name, handlers
+            ),
+        )
+    )
 
 
 def _parsing(method: Any, request_type: type[Any]) -> Any:
@@ -234,8 +247,10 @@ def _parsing(method: Any, request_type: type[Any]) -> Any:
         try:
             request = request_type.FromString(raw)
         except DecodeError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"not a {request_type.DESCRIPTOR.full_name} message")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"not a {request_type.DESCRIPTOR.full_name} message",
+            )
         return await method(request, context)
 
     return handle

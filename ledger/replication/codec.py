@@ -7,6 +7,8 @@ exception: nothing a peer sends may wedge the apply loop.
 
 from __future__ import annotations
 
+from typing import cast
+
 from ledger import limits
 from ledger.core import (
     Account,
@@ -45,9 +47,14 @@ __all__ = [
     "transfer_to_pb",
 ]
 
-_PB_STATUS = {status: pb.Status.Value("STATUS_" + status.name) for status in Status}
-_PB_TRANSFER_STATUS = {status: pb.TransferStatus.Value("TRANSFER_STATUS_" + status.name)
-                       for status in TransferStatus}
+# Core enum -> wire enum, by name (enum lookups are typed as plain int, hence the casts).
+_PB_STATUS: dict[Status, pb.Status] = {
+    status: cast("pb.Status", pb.Status.Value("STATUS_" + status.name)) for status in Status
+}
+_PB_TRANSFER_STATUS: dict[TransferStatus, pb.TransferStatus] = {
+    status: cast("pb.TransferStatus", pb.TransferStatus.Value("TRANSFER_STATUS_" + status.name))
+    for status in TransferStatus
+}
 _INVALID_COMMAND = Failure.of(Reason.INVALID_COMMAND, "malformed command")
 
 
@@ -57,8 +64,13 @@ def command_from_pb(message: pb.Command) -> AnyCommand | Failure:
     if kind == "create_transaction":
         body = message.create_transaction
         return CreateTransaction(
-            body.account_id, body.amount, body.description, body.settled, now_ns,
-            body.idempotency_key, body.expires_at_ns,
+            body.account_id,
+            body.amount,
+            body.description,
+            body.settled,
+            now_ns,
+            body.idempotency_key,
+            body.expires_at_ns,
         )
     if kind == "create_account":
         return CreateAccount(
@@ -80,23 +92,38 @@ def _transfer_command_from_pb(message: pb.Command) -> AnyCommand | Failure:
     now_ns = message.now_ns
     if kind == "begin_transfer":
         begin = message.begin_transfer
-        return BeginTransfer(begin.from_account_id, begin.to_account_id, begin.amount,
-                             begin.description, now_ns, begin.idempotency_key,
-                             begin.within_shard)
+        return BeginTransfer(
+            begin.from_account_id,
+            begin.to_account_id,
+            begin.amount,
+            begin.description,
+            now_ns,
+            begin.idempotency_key,
+            begin.within_shard,
+        )
     if kind == "credit_transfer":
         credit = message.credit_transfer
         if credit.amount <= 0 or credit.from_account_id == credit.to_account_id:
             return _INVALID_COMMAND
-        return CreditTransfer(credit.to_account_id, credit.from_account_id,
-                              credit.debit_number, credit.amount, credit.description, now_ns)
+        return CreditTransfer(
+            credit.to_account_id,
+            credit.from_account_id,
+            credit.debit_number,
+            credit.amount,
+            credit.description,
+            now_ns,
+        )
     if kind == "finish_transfer":
         finish = message.finish_transfer
         decision = finish.credit
         if (decision.credit_number > 0) == bool(decision.refusal_reason):
             return _INVALID_COMMAND  # exactly one of: credited, refused with a reason
-        return FinishTransfer(finish.from_account_id, finish.debit_number,
-                              TransferCredit(decision.credit_number, decision.refusal_reason),
-                              now_ns)
+        return FinishTransfer(
+            finish.from_account_id,
+            finish.debit_number,
+            TransferCredit(decision.credit_number, decision.refusal_reason),
+            now_ns,
+        )
     return _INVALID_COMMAND
 
 
@@ -116,8 +143,11 @@ def query_from_pb(message: pb.Query) -> AnyQuery | Failure:
         return GetTransfer(message.get_transfer.from_account_id, message.get_transfer.debit_number)
     if kind == "list_in_flight_transfers":
         body_f = message.list_in_flight_transfers
-        after = ((body_f.after_account_id, body_f.after_debit_number)
-                 if body_f.after_debit_number else None)
+        after = (
+            (body_f.after_account_id, body_f.after_debit_number)
+            if body_f.after_debit_number
+            else None
+        )
         return ListInFlightTransfers(after, body_f.limit)
     return _INVALID_COMMAND
 
@@ -167,12 +197,18 @@ def result_to_pb(result: AnyResult) -> pb.Result:
     if isinstance(result, Transfer):
         return pb.Result(transfer=transfer_to_pb(result))
     if isinstance(result, TransferCredit):
-        return pb.Result(transfer_credit=pb.TransferCreditRecord(
-            credit_number=result.credit_number, refusal_reason=result.reason))
+        return pb.Result(
+            transfer_credit=pb.TransferCreditRecord(
+                credit_number=result.credit_number, refusal_reason=result.reason
+            )
+        )
     if isinstance(result, InFlight):
-        return pb.Result(transfers=pb.TransferList(
-            transfers=[transfer_to_pb(t) for t in result.transfers],
-            next_hold_expiry_ns=result.next_hold_expiry_ns))
+        return pb.Result(
+            transfers=pb.TransferList(
+                transfers=[transfer_to_pb(t) for t in result.transfers],
+                next_hold_expiry_ns=result.next_hold_expiry_ns,
+            )
+        )
     if isinstance(result, Transaction):
         return pb.Result(transaction=transaction_to_pb(result))
     if isinstance(result, Account):

@@ -46,10 +46,10 @@ __all__ = ["DurableJournal", "JournalSpec", "install"]
 log = logging.getLogger(__name__)
 
 MAGIC = b"LEDGERWAL\x01"
-_RECORD = struct.Struct(">IIQQ")    # command length, crc32 of (index, term, command), index, term
+_RECORD = struct.Struct(">IIQQ")  # command length, crc32 of (index, term, command), index, term
 _POSITION = struct.Struct(">QQ")
-command_bytes_max = 64 << 20         # one entry: a write set is at most a few MiB
-_Entry = tuple[Any, int, int]        # PySyncObj's (command, index, term)
+command_bytes_max = 64 << 20  # one entry: a write set is at most a few MiB
+_Entry = tuple[Any, int, int]  # PySyncObj's (command, index, term)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,7 @@ def _decode(data: bytes) -> tuple[list[_Entry], list[int], int]:
         end = offset + _RECORD.size + length
         if length > command_bytes_max or end > len(data):
             break
-        command = data[offset + _RECORD.size:end]
+        command = data[offset + _RECORD.size : end]
         if _checksum(command, index, term) != checksum:
             break
         entries.append((command, index, term))
@@ -99,10 +99,10 @@ class DurableJournal(pysyncobj.journal.Journal):  # type: ignore[misc]
         self._meta_path = self._path.with_name(self._path.name + ".meta")
         self._meta: dict[str, Any] = self._load_meta()
         self._meta_dirty = False
-        self._pending = bytearray()   # records added since the last flush
-        self._unsynced = False        # written to the file but not yet fdatasync'ed
+        self._pending = bytearray()  # records added since the last flush
+        self._unsynced = False  # written to the file but not yet fdatasync'ed
         self._entries: list[_Entry] = []
-        self._ends: list[int] = []    # file offset at which record i ends (pending included)
+        self._ends: list[int] = []  # file offset at which record i ends (pending included)
         self._fd = -1
         self._open()
 
@@ -115,15 +115,21 @@ class DurableJournal(pysyncobj.journal.Journal):  # type: ignore[misc]
         if not data.startswith(MAGIC):
             if self._fsync:
                 raise RuntimeError(f"{self._path}: not a ledger Raft journal")
-            log.warning("%s: damaged journal header (written without fsync); starting empty, "
-                        "which is unsafe", self._path)
+            log.warning(
+                "%s: damaged journal header (written without fsync); starting empty, "
+                "which is unsafe",
+                self._path,
+            )
             write_durably(self._path, MAGIC, sync=False)
             data = MAGIC
         self._entries, self._ends, valid_end = _decode(data)
         self._fd = os.open(self._path, os.O_WRONLY)
         if valid_end < len(data):
-            log.warning("%s: cut %d bytes of a torn or corrupt tail (never acknowledged)",
-                        self._path, len(data) - valid_end)
+            log.warning(
+                "%s: cut %d bytes of a torn or corrupt tail (never acknowledged)",
+                self._path,
+                len(data) - valid_end,
+            )
             os.ftruncate(self._fd, valid_end)
             self._sync_file()
         self._written = valid_end
@@ -139,11 +145,16 @@ class DurableJournal(pysyncobj.journal.Journal):  # type: ignore[misc]
         if isinstance(meta, dict):
             return meta
         if self._fsync:  # it is replaced atomically and durably: damage is not ours to guess at
-            raise RuntimeError(f"{self._meta_path}: damaged term/vote record; this replica "
-                               "cannot know whom it voted for: wipe its shard directory so that "
-                               "it is restored from its peers")
-        log.warning("%s: damaged term/vote record (written without fsync); starting from term "
-                    "0, which is unsafe", self._meta_path)
+            raise RuntimeError(
+                f"{self._meta_path}: damaged term/vote record; this replica "
+                "cannot know whom it voted for: wipe its shard directory so that "
+                "it is restored from its peers"
+            )
+        log.warning(
+            "%s: damaged term/vote record (written without fsync); starting from term "
+            "0, which is unsafe",
+            self._meta_path,
+        )
         return {}
 
     # -- group commit ------------------------------------------------------------------------
@@ -181,14 +192,14 @@ class DurableJournal(pysyncobj.journal.Journal):  # type: ignore[misc]
     def clear(self) -> None:
         self._rewrite([])
 
-    def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802,N803 - PySyncObj's names
+    def deleteEntriesFrom(self, entryFrom: int) -> None:
         if entryFrom >= len(self._entries):
             return
         end = self._ends[entryFrom - 1] if entryFrom > 0 else len(MAGIC)
         del self._entries[entryFrom:]
         del self._ends[entryFrom:]
         if end >= self._written:
-            del self._pending[end - self._written:]
+            del self._pending[end - self._written :]
             return
         self._pending.clear()
         os.ftruncate(self._fd, end)
@@ -196,7 +207,7 @@ class DurableJournal(pysyncobj.journal.Journal):  # type: ignore[misc]
         self._written = end
         self._unsynced = True  # the next flush makes the cut durable before what follows it
 
-    def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802,N803 - PySyncObj's names
+    def deleteEntriesTo(self, entryTo: int) -> None:
         self._rewrite(self._entries[entryTo:])
 
     def drop_before(self, entry: _Entry) -> bool:
@@ -240,27 +251,27 @@ class DurableJournal(pysyncobj.journal.Journal):  # type: ignore[misc]
             os.close(self._fd)
             self._fd = -1
 
-    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802,N803
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
         if self._meta.get("commit_index") != raftCommitIndex:
             self._meta["commit_index"] = raftCommitIndex
             self._meta_dirty = True
 
-    def getRaftCommitIndex(self) -> int:  # noqa: N802
+    def getRaftCommitIndex(self) -> int:
         return int(self._meta.get("commit_index", 1))
 
-    def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:  # noqa: N802,N803
+    def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
         """Durable before it returns: Raft must never forget a term it entered or a vote."""
         self._meta["term"] = int(term)
         self._meta["voted_for"] = None if votedForNodeId is None else str(votedForNodeId)
         self._store_meta()
 
-    def getCurrentTerm(self) -> int:  # noqa: N802
+    def getCurrentTerm(self) -> int:
         return int(self._meta.get("term", 0))
 
-    def getVotedForNodeId(self) -> Any:  # noqa: N802
+    def getVotedForNodeId(self) -> Any:
         return self._meta.get("voted_for")
 
-    def onOneSecondTimer(self) -> None:  # noqa: N802
+    def onOneSecondTimer(self) -> None:
         self._store_meta_if_dirty()
 
     def _store_meta_if_dirty(self) -> None:
@@ -268,8 +279,9 @@ class DurableJournal(pysyncobj.journal.Journal):  # type: ignore[misc]
             self._store_meta()
 
     def _store_meta(self) -> None:
-        write_durably(self._meta_path, json.dumps(self._meta, sort_keys=True).encode(),
-                      sync=self._fsync)
+        write_durably(
+            self._meta_path, json.dumps(self._meta, sort_keys=True).encode(), sync=self._fsync
+        )
         self._meta_dirty = False
 
 
@@ -287,8 +299,11 @@ def _migrate(legacy: pathlib.Path, spec: JournalSpec) -> DurableJournal:
     durably, then remove it. A crash before the removal just migrates again."""
     old = pysyncobj.journal.FileJournal(str(legacy))
     entries = [old[position] for position in range(len(old))]
-    term, voted_for, commit_index = (old.getCurrentTerm(), old.getVotedForNodeId(),
-                                     old.getRaftCommitIndex())
+    term, voted_for, commit_index = (
+        old.getCurrentTerm(),
+        old.getVotedForNodeId(),
+        old.getRaftCommitIndex(),
+    )
     old._destroy()
     staging = JournalSpec(spec.path.with_name(spec.path.name + ".migrating"), spec.fsync)
     for stale in (staging.path, staging.path.with_name(staging.path.name + ".meta")):
@@ -300,8 +315,10 @@ def _migrate(legacy: pathlib.Path, spec: JournalSpec) -> DurableJournal:
     journal.setRaftCommitIndex(commit_index)
     journal.setCurrentTerm(term, voted_for)
     journal._destroy()
-    os.replace(staging.path.with_name(staging.path.name + ".meta"),
-               spec.path.with_name(spec.path.name + ".meta"))
+    os.replace(
+        staging.path.with_name(staging.path.name + ".meta"),
+        spec.path.with_name(spec.path.name + ".meta"),
+    )
     os.replace(staging.path, spec.path)  # the journal last: its presence means "migrated"
     if spec.fsync:
         fsync_directory(spec.path.parent)

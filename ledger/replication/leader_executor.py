@@ -50,14 +50,14 @@ _MISSING = object()
 @dataclass(frozen=True)
 class Prepared:
     write_set_id: bytes
-    entry: bytes         # the Raft entry: a serialized WriteSet
+    entry: bytes  # the Raft entry: a serialized WriteSet
     result_batch: bytes  # serialized ResultBatch, valid once the entry is applied
 
 
 class _View:
     """The leader's view: pending writes (newest per key), then cached accounts and the store."""
 
-    __slots__ = ("_latest", "_committed")
+    __slots__ = ("_committed", "_latest")
 
     def __init__(self, latest: dict[bytes, bytes | None], committed: AccountCache) -> None:
         self._latest = latest
@@ -98,16 +98,20 @@ class LeaderExecutor:
                 # was last known right: it may hold accounts they changed.
                 self._committed.clear()
                 self._cached_id = previous
-        execution = self._machine.execute(commands, _View(self._latest, self._committed),
-                                          self._prune_hint)
+        execution = self._machine.execute(
+            commands, _View(self._latest, self._committed), self._prune_hint
+        )
         write_set_id = os.urandom(write_set_id_bytes)
         for key, value in execution.writes:
             self._latest[key] = value
             self._owner[key] = write_set_id
         self._pending[write_set_id] = [key for key, _ in execution.writes]
         self._tip = write_set_id
-        return Prepared(write_set_id, encode_write_set(write_set_id, previous, execution.writes),
-                        frame_results(execution.results))
+        return Prepared(
+            write_set_id,
+            encode_write_set(write_set_id, previous, execution.writes),
+            frame_results(execution.results),
+        )
 
     def applied(self, write_set_id: bytes) -> None:
         """The entry applied (not stale): its writes are committed, stop shadowing them."""

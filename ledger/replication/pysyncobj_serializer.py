@@ -49,8 +49,15 @@ incoming_bytes_max = 1 << 40  # a stream larger than 1 TiB is not a shard of our
 
 
 class ShardSerializer:
-    def __init__(self, fileName: str, transmissionBatchSize: int, tryUseFork: bool,  # noqa: N803
-                 serializer: Any, deserializer: Any, serializeChecker: Any) -> None:  # noqa: N803
+    def __init__(
+        self,
+        fileName: str,
+        transmissionBatchSize: int,
+        tryUseFork: bool,
+        serializer: Any,
+        deserializer: Any,
+        serializeChecker: Any,
+    ) -> None:
         assert isinstance(serializer, ShardSnapshots), "configure serializer=ShardSnapshots"
         assert fileName and transmissionBatchSize > 0
         self._path = fileName
@@ -64,11 +71,11 @@ class ShardSerializer:
 
     # -- compaction ---------------------------------------------------------------------------
 
-    def checkSerializing(self) -> tuple[int, Any]:  # noqa: N802
+    def checkSerializing(self) -> tuple[int, Any]:
         state, self._state = self._state, SERIALIZER_STATE.NOT_SERIALIZING
         return state, self._compacted_id
 
-    def serialize(self, data: Any, id: Any) -> None:  # noqa: A002 - PySyncObj's signature
+    def serialize(self, data: Any, id: Any) -> None:
         self._drop_idle_streams()
         if self._streams and not self._snapshots.compaction_may_interrupt_streams():
             return  # PySyncObj asks again on a later tick
@@ -92,7 +99,7 @@ class ShardSerializer:
 
     # -- install-snapshot, leader side -------------------------------------------------------
 
-    def getTransmissionData(self, transmissionID: Any) -> tuple[bytes, bool, bool] | None:  # noqa: N802,N803
+    def getTransmissionData(self, transmissionID: Any) -> tuple[bytes, bool, bool] | None:
         stream = self._streams.get(transmissionID)
         first = stream is None
         if stream is None:
@@ -104,11 +111,15 @@ class ShardSerializer:
         data, last = stream.next_chunk(self._chunk_bytes)
         if last:
             del self._streams[transmissionID]
-            log.info("shard %d: streamed %d records to %s", self._snapshots.shard,
-                     stream.records, transmissionID)
+            log.info(
+                "shard %d: streamed %d records to %s",
+                self._snapshots.shard,
+                stream.records,
+                transmissionID,
+            )
         return data, first, last
 
-    def cancelTransmisstion(self, transmissionID: Any) -> None:  # noqa: N802,N803 - sic
+    def cancelTransmisstion(self, transmissionID: Any) -> None:
         stream = self._streams.pop(transmissionID, None)
         if stream is not None:
             stream.close()
@@ -121,7 +132,7 @@ class ShardSerializer:
 
     # -- install-snapshot, follower side -----------------------------------------------------
 
-    def setTransmissionData(self, data: Any) -> bool:  # noqa: N802
+    def setTransmissionData(self, data: Any) -> bool:
         """Append one chunk; True once the last chunk is durable at the dump path."""
         if not (isinstance(data, tuple) and len(data) == 3 and isinstance(data[0], bytes)):
             return False
@@ -155,4 +166,4 @@ class ShardSerializer:
 
 def install() -> None:
     """Make every SyncObj created from now on use ``ShardSerializer``."""
-    pysyncobj.syncobj.Serializer = ShardSerializer  # type: ignore[attr-defined,misc]
+    pysyncobj.syncobj.Serializer = ShardSerializer

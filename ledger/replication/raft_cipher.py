@@ -77,8 +77,9 @@ class RaftCipher:
             raise InvalidToken("not a raft cipher token")
         nonce_end = _HEADER.size + _NONCE_BYTES
         try:
-            return self._aead.decrypt(token[_HEADER.size:nonce_end], token[nonce_end:],
-                                      token[: _HEADER.size])
+            return self._aead.decrypt(
+                token[_HEADER.size : nonce_end], token[nonce_end:], token[: _HEADER.size]
+            )
         except Exception as error:  # cryptography raises InvalidTag
             raise InvalidToken("raft message failed authentication") from error
 
@@ -90,4 +91,4 @@ def _encryptor(password: str | bytes) -> RaftCipher:
 
 def install() -> None:
     """Make every SyncObj created from now on use ``RaftCipher`` (idempotent)."""
-    pysyncobj.syncobj.getEncryptor = _encryptor  # type: ignore[attr-defined]
+    pysyncobj.syncobj.getEncryptor = _encryptor

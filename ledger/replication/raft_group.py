@@ -47,10 +47,10 @@ __all__ = ["FAIL_REASON", "ShardReplica", "raft_settings"]
 
 log = logging.getLogger(__name__)
 
-log_compaction_entries = 1_000        # the log is also held in RAM: keep it short
+log_compaction_entries = 1_000  # the log is also held in RAM: keep it short
 log_compaction_interval_s = 120
-commands_queue_size = 10_000          # PySyncObj's own queue; the node bounds in-flight before it
-snapshot_chunk_bytes = 256 * 1024     # one install-snapshot message
+commands_queue_size = 10_000  # PySyncObj's own queue; the node bounds in-flight before it
+snapshot_chunk_bytes = 256 * 1024  # one install-snapshot message
 
 
 def compaction_offset(shard: int, position: int, span: int) -> int:
@@ -74,8 +74,9 @@ def raft_settings(
     assert compaction_entries > 0
     shard = snapshots.shard
     return SyncObjConf(
-        journalFile=JournalSpec(shard_dir / "raft.wal", fsync=fsync,
-                                legacy_path=shard_dir / "raft.journal"),
+        journalFile=JournalSpec(
+            shard_dir / "raft.wal", fsync=fsync, legacy_path=shard_dir / "raft.journal"
+        ),
         fullDumpFile=str(shard_dir / "raft.dump"),
         serializer=snapshots,  # read by ShardSerializer, see pysyncobj_serializer
         deserializer=snapshots.load,
@@ -133,7 +134,7 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
 
     # -- the narrow seam over PySyncObj 0.3.17 internals ---------------------------------------
 
-    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:
         """Keep the leader's pipelined ``nextIndex`` when a follower acknowledges an older entry.
 
         PySyncObj 0.3.17 sets ``nextIndex`` to the acknowledged position on every successful
@@ -147,8 +148,13 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         if isinstance(message, dict) and message.get("transmission") == "finish":
             message = self._finish_only_when_complete(message)
         keep = None
-        if (isinstance(message, dict) and message.get("type") == "next_node_idx"
-                and message.get("success") and not message.get("reset") and self._isLeader()):
+        if (
+            isinstance(message, dict)
+            and message.get("type") == "next_node_idx"
+            and message.get("success")
+            and not message.get("reset")
+            and self._isLeader()
+        ):
             keep = self._SyncObj__raftNextIndex.get(node)
         super()._SyncObj__onMessageReceived(node, message)
         if keep is not None and self._isLeader():
@@ -162,20 +168,24 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         assert isinstance(journal, DurableJournal), "configure journalFile=JournalSpec(...)"
         return journal
 
-    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N803 - PySyncObj's name
+    def _onTick(self, timeToWait: float = 0.0) -> None:
         """Group commit: the acknowledgements held during the last poll leave after one flush,
         and the leader's own entries are durable before it counts them towards a commit."""
         self._flush_journal()
         super()._onTick(timeToWait)
 
-    def _checkCommandsToApply(self) -> None:  # noqa: N802
+    def _checkCommandsToApply(self) -> None:
         """New entries went out to the followers inside; flush the leader's copy meanwhile."""
         super()._checkCommandsToApply()
         self._flush_journal()
 
-    def _SyncObj__sendNextNodeIdx(self, node: Any, reset: bool = False,  # noqa: N802
-                                  nextNodeIdx: int | None = None,  # noqa: N803
-                                  success: bool = False) -> None:
+    def _SyncObj__sendNextNodeIdx(
+        self,
+        node: Any,
+        reset: bool = False,
+        nextNodeIdx: int | None = None,
+        success: bool = False,
+    ) -> None:
         """A follower's answer to AppendEntries: held until the journal is flushed (order kept)."""
         if nextNodeIdx is None:
             nextNodeIdx = self._SyncObj__getCurrentLogIndex() + 1
@@ -191,7 +201,7 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         for node, arguments in held:
             super()._SyncObj__sendNextNodeIdx(node, **arguments)
 
-    def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:  # noqa: N802,N803
+    def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:
         """At start, trim the journal to the compaction marker instead of letting PySyncObj
         clear it: after a crash between the marker and the journal's truncation, the entries
         after the marker are only in the journal."""
@@ -201,7 +211,7 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
                 self._journal.drop_before(raft_data[1])
         super()._SyncObj__loadDumpFile(clearJournal)
 
-    def _SyncObj__applyLogEntries(self) -> bool:  # noqa: N802
+    def _SyncObj__applyLogEntries(self) -> bool:
         """Apply committed entries, without PySyncObj's extra AppendEntries round after it.
 
         With ``appendEntriesUseBatch=False``, PySyncObj 0.3.17 answers every apply on the
@@ -240,7 +250,7 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
 
     # -- replicated methods -------------------------------------------------------------------
 
-    @replicated  # type: ignore[misc]
+    @replicated  # type: ignore[untyped-decorator]
     def apply_entry(self, data: bytes) -> bytes | None:
         """A WriteSet (the leader's executed batch) -> applied or stale; a CommandBatch
         (journals written before write sets) -> serialized ResultBatch, re-executed here."""
@@ -253,7 +263,7 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         except BaseException:  # noqa: BLE001 - a bug: stop rather than diverge or wedge
             halt_on_apply_failure(self.shard)
 
-    @replicated  # type: ignore[misc]
+    @replicated  # type: ignore[untyped-decorator]
     def barrier(self) -> int:
         """No effect. Its callback on the leader proves leadership in its term, and that every
         entry committed before the read began has been applied here."""

@@ -63,9 +63,9 @@ _READ_CHUNK_BYTES = 1 << 20
 header_bytes_max = 16 << 20
 record_bytes_max = 1 << 24
 # --- In-RAM Raft log bounds (bytes of entries applied since the last compaction).
-log_bytes_max = 4 << 20            # compaction is forced beyond this, whatever the entry count
+log_bytes_max = 4 << 20  # compaction is forced beyond this, whatever the entry count
 log_bytes_streaming_max = 32 << 20  # while a stream is out, compaction waits up to this
-stream_idle_s = 30.0               # a stream nobody asked a chunk of for this long is dropped
+stream_idle_s = 30.0  # a stream nobody asked a chunk of for this long is dropped
 
 assert 0 < log_bytes_max < log_bytes_streaming_max
 
@@ -217,8 +217,12 @@ class ShardSnapshots:
         if applied_index < compacted_index:
             raise SnapshotError("snapshot data is older than its raft header")
         if self.store.applied_index >= applied_index:
-            log.info("shard %d: kept local data at %d (snapshot at %d)",
-                     self.shard, self.store.applied_index, applied_index)
+            log.info(
+                "shard %d: kept local data at %d (snapshot at %d)",
+                self.shard,
+                self.store.applied_index,
+                applied_index,
+            )
         else:
             self.machine.restore(self._records(path), applied_index)
             log.info("shard %d: restored snapshot at applied index %d", self.shard, applied_index)

@@ -83,12 +83,16 @@ class Execution:
     results: list[bytes]  # serialized Result per command
 
 
-def encode_write_set(write_set_id: bytes, previous_id: bytes,
-                     writes: Sequence[tuple[bytes, bytes | None]]) -> bytes:
-    message = pb.WriteSet(id=write_set_id, previous_id=previous_id,
-                          keys=[key for key, _ in writes],
-                          values=[b"" if value is None else value for _, value in writes],
-                          deleted=[n for n, (_, value) in enumerate(writes) if value is None])
+def encode_write_set(
+    write_set_id: bytes, previous_id: bytes, writes: Sequence[tuple[bytes, bytes | None]]
+) -> bytes:
+    message = pb.WriteSet(
+        id=write_set_id,
+        previous_id=previous_id,
+        keys=[key for key, _ in writes],
+        values=[b"" if value is None else value for _, value in writes],
+        deleted=[n for n, (_, value) in enumerate(writes) if value is None],
+    )
     return WRITE_SET_MAGIC + message.SerializeToString(deterministic=True)
 
 
@@ -96,19 +100,22 @@ def decode_write_set(data: bytes, last_id: bytes) -> list[tuple[bytes, bytes | N
     """The writes of a WriteSet entry that follows ``last_id``; None if stale or malformed."""
     message = pb.WriteSet()
     try:
-        message.ParseFromString(data[len(WRITE_SET_MAGIC):])
+        message.ParseFromString(data[len(WRITE_SET_MAGIC) :])
     except Exception:  # noqa: BLE001 - protobuf raises DecodeError or others on junk
         return None
     keys, values = message.keys, message.values
-    if (message.previous_id != last_id or len(message.id) != write_set_id_bytes
-            or len(keys) != len(values)):
+    if (
+        message.previous_id != last_id
+        or len(message.id) != write_set_id_bytes
+        or len(keys) != len(values)
+    ):
         return None
     writes: list[tuple[bytes, bytes | None]] = list(zip(keys, values, strict=True))
     for position in message.deleted:
         if position >= len(writes):
             return None
         writes[position] = (writes[position][0], None)
-    if any(not key or key.startswith(META_PREFIX) and key != CLOCK_KEY for key, _ in writes):
+    if any(not key or (key.startswith(META_PREFIX) and key != CLOCK_KEY) for key, _ in writes):
         return None  # the leader never writes other meta keys (applied index, last id)
     writes.append((LAST_WRITE_SET_KEY, message.id))
     return writes
@@ -211,8 +218,9 @@ class ShardStateMachine:
         self._commit(writes, index)
         return execution.results
 
-    def execute(self, commands: Sequence[pb.Command], view: KeyReader,
-                prune_hint: PruneHint) -> Execution:
+    def execute(
+        self, commands: Sequence[pb.Command], view: KeyReader, prune_hint: PruneHint
+    ) -> Execution:
         """Run one entry's commands over ``view`` and return its writes; commits nothing.
 
         ``view`` is the committed store (re-execution on every replica) or the leader's view
@@ -286,8 +294,14 @@ class ShardStateMachine:
         finally:
             reader.close()
 
-    def _apply_one(self, core: ShardCore, overlay: Overlay, message: pb.Command,
-                   clock_ns: int, new_request_ids: list[bytes]) -> bytes:
+    def _apply_one(
+        self,
+        core: ShardCore,
+        overlay: Overlay,
+        message: pb.Command,
+        clock_ns: int,
+        new_request_ids: list[bytes],
+    ) -> bytes:
         """One command's serialized Result; its writes and request record go to ``overlay``,
         its request id (if it stored a record) to ``new_request_ids``."""
         request_id = message.request_id
@@ -325,8 +339,9 @@ class ShardStateMachine:
             _, account_id, number = parse_expiry_key(key)
             _write_all(overlay, core.expire_hold(account_id, number, clock).writes)
 
-    def _prune_requests(self, overlay: Overlay, clock: int, hint: PruneHint,
-                        added_oldest_ns: int, budget: int) -> None:
+    def _prune_requests(
+        self, overlay: Overlay, clock: int, hint: PruneHint, added_oldest_ns: int, budget: int
+    ) -> None:
         """Delete expired request records, whole entries' worth, until ``budget`` is reached.
 
         The scan starts where the last one stopped (``hint.scan_from``): every time-index key
@@ -339,8 +354,9 @@ class ShardStateMachine:
             # Nothing can have expired.
             hint.oldest_ns = None if cached is None else min(cached, added_oldest_ns)
             return
-        rows = self.store.scan(hint.scan_from or REQUEST_TIME_PREFIX,
-                               REQUEST_TIME_PREFIX + b"\xff" * 9, budget + 1)
+        rows = self.store.scan(
+            hint.scan_from or REQUEST_TIME_PREFIX, REQUEST_TIME_PREFIX + b"\xff" * 9, budget + 1
+        )
         deleted = 0
         oldest_left_ns = _NO_REQUESTS
         for key, value in rows:

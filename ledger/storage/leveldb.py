@@ -44,7 +44,9 @@ class _SnapshotReader:
         self._snapshot.close()
 
 
-def _scan(source: plyvel.DB | plyvel.Snapshot, start: bytes, stop: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+def _scan(
+    source: plyvel.DB | plyvel.Snapshot, start: bytes, stop: bytes, limit: int
+) -> list[tuple[bytes, bytes]]:
     assert limit > 0
     rows: list[tuple[bytes, bytes]] = []
     with source.iterator(start=start, stop=stop) as iterator:
@@ -138,7 +140,7 @@ class LevelDBShardStore:
         """Delete every key, in bounded batches (the DB may hold millions of keys)."""
         while True:
             with self._db.iterator(include_value=False) as iterator:
-                keys = [key for key, _ in zip(iterator, range(_RESTORE_BATCH_ITEMS))]
+                keys = [key for key, _ in zip(iterator, range(_RESTORE_BATCH_ITEMS), strict=False)]
             with self._db.write_batch() as batch:
                 for key in keys:
                     batch.delete(key)

@@ -45,7 +45,9 @@ _UNKNOWN_OUTCOME = {node_pb.REFUSAL_APPLIED_UNKNOWN}
 class _Call:
     payloads: list[Any]  # commands or queries of one caller, answered together
     deadline_s: float  # time.monotonic()
-    future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class _AttemptFailed(Exception):
@@ -120,7 +122,8 @@ class _ShardQueue:
             task = asyncio.get_running_loop().create_task(self._send_until_empty())
             self._senders.add(task)
             task.add_done_callback(self._senders.discard)
-        return await call.future
+        results: list[Any] = await call.future
+        return results
 
     async def _send_until_empty(self) -> None:
         try:
@@ -138,7 +141,7 @@ class _ShardQueue:
         finally:
             # Leave the sender set in the same step that found the queue empty: a done callback
             # runs a loop iteration later, and a call queued meanwhile would find no sender.
-            self._senders.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._senders.discard(asyncio.current_task())
 
     def _next_batch(self) -> list[_Call]:
         """Queued calls for one entry; a call whose deadline passed while it waited is answered
@@ -146,13 +149,17 @@ class _ShardQueue:
         now_s = time.monotonic()
         batch: list[_Call] = []
         size = 0
-        while self._queue and (not batch or
-                               size + len(self._queue[0].payloads) <= limits.batch_commands_max):
+        while self._queue and (
+            not batch or size + len(self._queue[0].payloads) <= limits.batch_commands_max
+        ):
             call = self._queue.popleft()
             if call.deadline_s - limits.deadline_margin_s <= now_s:
                 if not call.future.done():
-                    call.future.set_exception(DeadlineExceeded(
-                        f"shard {self._shard}: deadline passed before the call was sent"))
+                    call.future.set_exception(
+                        DeadlineExceeded(
+                            f"shard {self._shard}: deadline passed before the call was sent"
+                        )
+                    )
                 continue
             batch.append(call)
             size += len(call.payloads)
@@ -219,7 +226,9 @@ class ClusterStub:
     def __init__(self, config: ClusterConfig) -> None:
         self._leaders = _Leaders(config)
         self._submits = {
-            s.index: _ShardQueue(s.index, self._leaders, _encode_commands, self._submit_attempt(s.index))
+            s.index: _ShardQueue(
+                s.index, self._leaders, _encode_commands, self._submit_attempt(s.index)
+            )
             for s in config.shards
         }
         self._reads = {
@@ -246,8 +255,13 @@ class ClusterStub:
     def _submit_attempt(self, shard: int) -> Attempt:
         async def attempt(address: str, command_batch: bytes, remaining_s: float) -> list[Any]:
             link = self._leaders.link(address)
-            outcome = await _rpc(link.submit, shard, command_batch,
-                                 _attempt_timeout_s(remaining_s), outcome_unknown=True)
+            outcome = await _rpc(
+                link.submit,
+                shard,
+                command_batch,
+                _attempt_timeout_s(remaining_s),
+                outcome_unknown=True,
+            )
             if outcome.refusal != node_pb.REFUSAL_NONE:
                 raise _Refused(outcome)
             return list(pb.ResultBatch.FromString(outcome.result_batch).results)
@@ -257,10 +271,12 @@ class ClusterStub:
     def _read_attempt(self, shard: int) -> Attempt:
         async def attempt(address: str, queries: list[pb.Query], remaining_s: float) -> list[Any]:
             attempt_s = _attempt_timeout_s(remaining_s)
-            request = node_pb.ReadRequest(shard=shard, queries=queries,
-                                          timeout_ms=max(1, int(attempt_s * 1000)))
-            response = await _rpc(self._leaders.stub(address).Read, request,
-                                  timeout=attempt_s, outcome_unknown=False)
+            request = node_pb.ReadRequest(
+                shard=shard, queries=queries, timeout_ms=max(1, int(attempt_s * 1000))
+            )
+            response = await _rpc(
+                self._leaders.stub(address).Read, request, timeout=attempt_s, outcome_unknown=False
+            )
             if response.outcome.refusal != node_pb.REFUSAL_NONE:
                 raise _Refused(response.outcome)
             return list(response.outcome.results)

@@ -27,8 +27,12 @@ _RTT_EWMA_WEIGHT = 0.2
 class _Pending:
     __slots__ = ("commands", "deadline_s", "future")
 
-    def __init__(self, commands: node_pb.ShardCommands, deadline_s: float,
-                 future: asyncio.Future[node_pb.ShardOutcome]) -> None:
+    def __init__(
+        self,
+        commands: node_pb.ShardCommands,
+        deadline_s: float,
+        future: asyncio.Future[node_pb.ShardOutcome],
+    ) -> None:
         self.commands = commands
         self.deadline_s = deadline_s
         self.future = future
@@ -43,8 +47,9 @@ class NodeLink:
         self._last_send_batches = 0
         self._rtt_ewma_s = 0.0  # Submit round trip, exponentially weighted
 
-    async def submit(self, shard: int, command_batch: bytes, timeout_s: float
-                     ) -> node_pb.ShardOutcome:
+    async def submit(
+        self, shard: int, command_batch: bytes, timeout_s: float
+    ) -> node_pb.ShardOutcome:
         """The node's outcome for this batch; raises ``grpc.aio.AioRpcError`` if the rpc fails."""
         future: asyncio.Future[node_pb.ShardOutcome] = asyncio.get_running_loop().create_future()
         commands = node_pb.ShardCommands(shard=shard, command_batch=command_batch)
@@ -81,7 +86,9 @@ class NodeLink:
                 await self._send(batch)
                 rtt_s = time.monotonic() - self._last_send_s
                 self._rtt_ewma_s += _RTT_EWMA_WEIGHT * (rtt_s - self._rtt_ewma_s)
-            except Exception as error:  # a bug: fail these batches rather than leave them waiting
+            # Anything _send did not turn into outcomes is a bug: hand it to every caller of
+            # this Submit (each one raises it) rather than leave them waiting forever.
+            except Exception as error:  # noqa: BLE001
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(error)

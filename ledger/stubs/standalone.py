@@ -5,8 +5,9 @@ concurrently and need no lock. Group commit without waiting: commands submitted 
 loop iteration are applied together at the end of it, one entry (index ``applied + 1``) and one
 LevelDB WriteBatch per shard, which is what makes the batch rpcs cheap. Durable by default: the
 shards written in an iteration are synced (one synced LevelDB write each, in parallel threads:
-the disk coalesces them) before any of its calls is answered; ``fsync=False`` (``--unsafe-no-fsync``) skips that, for benchmarks only. Reads run
-at once and are trivially linearizable: they see every write that was acknowledged before them.
+the disk coalesces them) before any of its calls is answered; ``fsync=False``
+(``--unsafe-no-fsync``) skips that, for benchmarks only. Reads run at once and are trivially
+linearizable: they see every write that was acknowledged before them.
 """
 
 from __future__ import annotations

@@ -40,12 +40,22 @@ async def _setup(stub: Any, accounts: int) -> list[str]:
     ids: list[str] = []
     for start in range(0, accounts, 1000):
         count = min(1000, accounts - start)
-        reply = await stub.CreateAccounts(api.CreateAccountsRequest(
-            accounts=[api.CreateAccountRequest() for _ in range(count)]), timeout=call_timeout_s)
+        reply = await stub.CreateAccounts(
+            api.CreateAccountsRequest(accounts=[api.CreateAccountRequest() for _ in range(count)]),
+            timeout=call_timeout_s,
+        )
         ids.extend(result.account.id for result in reply.results)
-        await stub.CreateTransactions(api.CreateTransactionsRequest(transactions=[
-            api.CreateTransactionRequest(account_id=account_id, amount=funding, settled=True)
-            for account_id in ids[start:]]), timeout=call_timeout_s)
+        await stub.CreateTransactions(
+            api.CreateTransactionsRequest(
+                transactions=[
+                    api.CreateTransactionRequest(
+                        account_id=account_id, amount=funding, settled=True
+                    )
+                    for account_id in ids[start:]
+                ]
+            ),
+            timeout=call_timeout_s,
+        )
     return ids
 
 
@@ -60,19 +70,25 @@ async def _run(args: argparse.Namespace, security: ClientSecurity) -> dict[str, 
         measuring = False
 
         def purchase() -> api.CreateTransactionRequest:
-            return api.CreateTransactionRequest(account_id=rng.choice(accounts),
-                                                amount=-rng.randint(1, 9), settled=True)
+            return api.CreateTransactionRequest(
+                account_id=rng.choice(accounts), amount=-rng.randint(1, 9), settled=True
+            )
 
         async def one_call() -> int:
             if args.kind == "single":
                 await stub.CreateTransaction(purchase(), timeout=call_timeout_s)
                 return 1
             if args.kind == "batch":
-                reply = await stub.CreateTransactions(api.CreateTransactionsRequest(
-                    transactions=[purchase() for _ in range(args.items)]), timeout=call_timeout_s)
+                reply = await stub.CreateTransactions(
+                    api.CreateTransactionsRequest(
+                        transactions=[purchase() for _ in range(args.items)]
+                    ),
+                    timeout=call_timeout_s,
+                )
                 return sum(1 for result in reply.results if result.status.code == 0)
-            await stub.GetAccount(api.GetAccountRequest(account_id=rng.choice(accounts)),
-                                  timeout=call_timeout_s)
+            await stub.GetAccount(
+                api.GetAccountRequest(account_id=rng.choice(accounts)), timeout=call_timeout_s
+            )
             return 1
 
         async def worker(stop_at: float) -> None:
@@ -100,9 +116,15 @@ async def _run(args: argparse.Namespace, security: ClientSecurity) -> dict[str, 
     def percentile_ms(fraction: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] * 1000, 1)
 
-    return {"kind": args.kind, "in_flight": args.in_flight,
-            "calls_per_s": round(len(latencies) / elapsed), "items_per_s": round(items / elapsed),
-            "p50_ms": percentile_ms(0.5), "p99_ms": percentile_ms(0.99), "errors": dict(errors)}
+    return {
+        "kind": args.kind,
+        "in_flight": args.in_flight,
+        "calls_per_s": round(len(latencies) / elapsed),
+        "items_per_s": round(items / elapsed),
+        "p50_ms": percentile_ms(0.5),
+        "p99_ms": percentile_ms(0.99),
+        "errors": dict(errors),
+    }
 
 
 def main() -> None:
@@ -114,14 +136,26 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--tls-ca", type=pathlib.Path, default=None,
-                        help="use TLS, verify the server against this PEM CA")
-    parser.add_argument("--tls-cert", type=pathlib.Path, default=None,
-                        help="client certificate (PEM), for a server with --client-ca")
-    parser.add_argument("--tls-key", type=pathlib.Path, default=None,
-                        help="the private key (PEM) of --tls-cert")
-    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV),
-                        help=f"bearer token sent on every call (default: ${TOKEN_ENV})")
+    parser.add_argument(
+        "--tls-ca",
+        type=pathlib.Path,
+        default=None,
+        help="use TLS, verify the server against this PEM CA",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=pathlib.Path,
+        default=None,
+        help="client certificate (PEM), for a server with --client-ca",
+    )
+    parser.add_argument(
+        "--tls-key", type=pathlib.Path, default=None, help="the private key (PEM) of --tls-cert"
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"bearer token sent on every call (default: ${TOKEN_ENV})",
+    )
     args = parser.parse_args()
     if not (1 <= args.in_flight <= 10_000 and 1 <= args.items <= 1000 and args.accounts >= 1):
         parser.error("--in-flight 1..10000, --items 1..1000, --accounts >= 1")

@@ -65,8 +65,16 @@ class ServiceProcess:
     pid stays the module's, so signals reach it); ``host`` is where it is reached (``address``).
     """
 
-    def __init__(self, name: str, module: str, args: Sequence[str], log_dir: pathlib.Path, *,
-                 command_prefix: Sequence[str] = (), host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        args: Sequence[str],
+        log_dir: pathlib.Path,
+        *,
+        command_prefix: Sequence[str] = (),
+        host: str = "127.0.0.1",
+    ) -> None:
         self.name = name
         self.module = module
         self.args = list(args)
@@ -201,8 +209,9 @@ class ClusterService:
 
     kind = "cluster"
 
-    def __init__(self, root: pathlib.Path, node_args: Sequence[str] = (),
-                 gateway_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, root: pathlib.Path, node_args: Sequence[str] = (), gateway_args: Sequence[str] = ()
+    ) -> None:
         from ledger.config import generate_config
 
         self.root = root
@@ -212,13 +221,13 @@ class ClusterService:
             node["address"] = f"127.0.0.1:{free_port()}"
             node["raftPortBase"] = raft_base + 16 * position
         self._use_config(document)
-        self.nodes = [self._node_process(position, node_args)
-                      for position in range(len(self.config.nodes))]
+        self.nodes = [
+            self._node_process(position, node_args) for position in range(len(self.config.nodes))
+        ]
         self.gateway = ServiceProcess(
             "gateway",
             "ledger.cli.gateway",
-            ["--port", str(free_port()), "--cluster-config", str(self.config_path),
-             *gateway_args],
+            ["--port", str(free_port()), "--cluster-config", str(self.config_path), *gateway_args],
             root,
         )
 
@@ -232,18 +241,23 @@ class ClusterService:
         self.config_path.write_text(json.dumps(document, indent=2))
         self.config = parse_config(document, environ={})
 
-    def _node_process(self, position: int, node_args: Sequence[str],
-                      **process_options: Any) -> ServiceProcess:
+    def _node_process(
+        self, position: int, node_args: Sequence[str], **process_options: Any
+    ) -> ServiceProcess:
         """The ``ledger-node`` process of the config's node ``position``."""
         node = self.config.nodes[position]
         return ServiceProcess(
             f"node{position + 1}",
             "ledger.cli.node",
             [
-                "--node-id", node.node_id,
-                "--port", str(node.grpc_port),
-                "--data-dir", str(self.node_data_dir(position)),
-                "--cluster-config", str(self.config_path),
+                "--node-id",
+                node.node_id,
+                "--port",
+                str(node.grpc_port),
+                "--data-dir",
+                str(self.node_data_dir(position)),
+                "--cluster-config",
+                str(self.config_path),
                 *node_args,
             ],
             self.root,
@@ -304,7 +318,10 @@ class ClusterService:
             leaders = self.leaders()
             return leaders if len(leaders) == len(self.config.shards) else None
 
-        return wait_until(all_led, timeout_s, interval_s=0.2, what="a leader for every shard")
+        leaders: dict[int, int] = wait_until(
+            all_led, timeout_s, interval_s=0.2, what="a leader for every shard"
+        )
+        return leaders
 
     def digests(self, position: int) -> dict[int, tuple[int, str]]:
         response = self.status(position, include_digest=True, timeout_s=30.0)
@@ -323,4 +340,7 @@ class ClusterService:
                 result[shard] = digests.pop()
             return result
 
-        return wait_until(converged, timeout_s, interval_s=0.5, what="replicas to converge")
+        digests: dict[int, str] = wait_until(
+            converged, timeout_s, interval_s=0.5, what="replicas to converge"
+        )
+        return digests

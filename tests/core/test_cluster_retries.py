@@ -28,18 +28,22 @@ def queue_with(outcomes: list[bool]) -> tuple[_ShardQueue, list[str]]:
     async def attempt(address: str, prepared: Any, remaining_s: float) -> list[Any]:
         unknown = outcomes[min(len(tried), len(outcomes) - 1)]
         tried.append(address)
-        raise _AttemptFailed("timed out" if unknown else "REFUSAL_NOT_LEADER",
-                             outcome_unknown=unknown)
+        raise _AttemptFailed(
+            "timed out" if unknown else "REFUSAL_NOT_LEADER", outcome_unknown=unknown
+        )
 
     return _ShardQueue(0, _Leaders(config), lambda payloads: payloads, attempt), tried
 
 
-@pytest.mark.parametrize(("outcomes", "expected"), [
-    ([False], ShardUnavailable),               # every attempt cleanly refused
-    ([True], DeadlineExceeded),                # every attempt timed out
-    ([True, False], DeadlineExceeded),         # a timeout, then clean refusals
-    ([False, True, False], DeadlineExceeded),  # a timeout in the middle
-])
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        ([False], ShardUnavailable),  # every attempt cleanly refused
+        ([True], DeadlineExceeded),  # every attempt timed out
+        ([True, False], DeadlineExceeded),  # a timeout, then clean refusals
+        ([False, True, False], DeadlineExceeded),  # a timeout in the middle
+    ],
+)
 def test_an_unknown_outcome_sticks(outcomes: list[bool], expected: type[Exception]) -> None:
     queue, tried = queue_with(outcomes)
     with pytest.raises(expected):

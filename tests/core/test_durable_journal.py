@@ -51,7 +51,8 @@ def syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_flushed_entries_survive_a_reopen_and_one_flush_is_one_sync(
-        tmp_path: pathlib.Path, syncs: list[str]) -> None:
+    tmp_path: pathlib.Path, syncs: list[str]
+) -> None:
     journal = open_journal(tmp_path)
     syncs.clear()  # creating the file
     for index in range(1, 101):
@@ -75,7 +76,8 @@ def test_added_but_not_flushed_entries_are_not_written(tmp_path: pathlib.Path) -
 
 
 def test_without_fsync_everything_is_written_but_never_synced(
-        tmp_path: pathlib.Path, syncs: list[str]) -> None:
+    tmp_path: pathlib.Path, syncs: list[str]
+) -> None:
     journal = open_journal(tmp_path, fsync=False)
     journal.add(*entry(1))
     journal.flush()
@@ -150,7 +152,8 @@ def test_drop_before_keeps_the_entries_after_a_compaction_marker(tmp_path: pathl
 
 
 def test_term_and_vote_are_durable_at_once_and_the_commit_index_lazily(
-        tmp_path: pathlib.Path, syncs: list[str]) -> None:
+    tmp_path: pathlib.Path, syncs: list[str]
+) -> None:
     journal = open_journal(tmp_path)
     syncs.clear()
     journal.setCurrentTerm(7, "127.0.0.1:9001")
@@ -177,7 +180,8 @@ def test_a_pysyncobj_file_journal_is_migrated(tmp_path: pathlib.Path) -> None:
     old._destroy()
     durable_journal.install()
     journal = durable_journal._create_journal(
-        JournalSpec(tmp_path / "raft.wal", legacy_path=legacy))
+        JournalSpec(tmp_path / "raft.wal", legacy_path=legacy)
+    )
     assert [journal[i] for i in range(len(journal))] == [entry(i, term=2) for i in (1, 2, 3)]
     assert (journal.getCurrentTerm(), journal.getVotedForNodeId()) == (5, "peer")
     assert journal.getRaftCommitIndex() == 2
@@ -196,18 +200,25 @@ class _Follower(ShardReplica):
 
 @pytest.fixture
 def stock_sender(monkeypatch: pytest.MonkeyPatch) -> None:
-    def send(self: _Follower, node: str, reset: bool = False, nextNodeIdx: Any = None,  # noqa: N803
-             success: bool = False) -> None:
+    def send(
+        self: _Follower,
+        node: str,
+        reset: bool = False,
+        nextNodeIdx: Any = None,
+        success: bool = False,
+    ) -> None:
         self.sent.append((node, nextNodeIdx, success))
 
     monkeypatch.setattr(SyncObj, "_SyncObj__sendNextNodeIdx", send)
-    monkeypatch.setattr(SyncObj, "_SyncObj__getCurrentLogIndex",
-                        lambda self: self._SyncObj__raftLog[-1][1])
+    monkeypatch.setattr(
+        SyncObj, "_SyncObj__getCurrentLogIndex", lambda self: self._SyncObj__raftLog[-1][1]
+    )
 
 
 @pytest.mark.usefixtures("stock_sender")
-def test_a_follower_acknowledges_only_after_the_flush(tmp_path: pathlib.Path,
-                                                      syncs: list[str]) -> None:
+def test_a_follower_acknowledges_only_after_the_flush(
+    tmp_path: pathlib.Path, syncs: list[str]
+) -> None:
     follower = _Follower(open_journal(tmp_path))
     syncs.clear()
     follower._journal.add(*entry(1))
@@ -223,7 +234,8 @@ def test_a_follower_acknowledges_only_after_the_flush(tmp_path: pathlib.Path,
 
 
 def test_a_damaged_journal_or_term_record_stops_a_durable_replica_not_an_unsafe_one(
-        tmp_path: pathlib.Path) -> None:
+    tmp_path: pathlib.Path,
+) -> None:
     open_journal(tmp_path).setCurrentTerm(4, "peer")
     (tmp_path / "raft.wal.meta").write_bytes(b"")  # what a rename without fsync can leave
     with pytest.raises(RuntimeError, match="wipe its shard directory"):

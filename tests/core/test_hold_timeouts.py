@@ -28,8 +28,9 @@ class Replica:
         self._request = itertools.count(1)
 
     def run(self, now_ns: int, **kind: object) -> pb.Result:
-        command = pb.Command(request_id=next(self._request).to_bytes(16, "big"), now_ns=now_ns,
-                             **kind)  # type: ignore[arg-type]
+        command = pb.Command(
+            request_id=next(self._request).to_bytes(16, "big"), now_ns=now_ns, **kind
+        )  # type: ignore[arg-type]
         results = self.machine.apply([command], next(self._index))
         assert results is not None
         return results[0]
@@ -39,22 +40,30 @@ class Replica:
         return account.account.available_balance, account.account.settled_balance
 
     def status(self, number: int) -> int:
-        found = self.machine.read(pb.Query(get_transaction=pb.GetTransaction(
-            account_id=ACCOUNT, transaction_number=number)))
+        found = self.machine.read(
+            pb.Query(
+                get_transaction=pb.GetTransaction(account_id=ACCOUNT, transaction_number=number)
+            )
+        )
         return int(found.transaction.status)
 
 
 def funded() -> Replica:
     replica = Replica()
     replica.run(T, create_account=pb.CreateAccount(account_id=ACCOUNT))
-    replica.run(T, create_transaction=pb.CreateTransaction(account_id=ACCOUNT, amount=100,
-                                                           settled=True))
+    replica.run(
+        T, create_transaction=pb.CreateTransaction(account_id=ACCOUNT, amount=100, settled=True)
+    )
     return replica
 
 
 def hold(replica: Replica, amount: int, expires_at_ns: int, now_ns: int = T) -> pb.Result:
-    return replica.run(now_ns, create_transaction=pb.CreateTransaction(
-        account_id=ACCOUNT, amount=-amount, settled=False, expires_at_ns=expires_at_ns))
+    return replica.run(
+        now_ns,
+        create_transaction=pb.CreateTransaction(
+            account_id=ACCOUNT, amount=-amount, settled=False, expires_at_ns=expires_at_ns
+        ),
+    )
 
 
 def test_an_expired_hold_is_cancelled_by_the_shard_clock_and_not_before() -> None:
@@ -73,8 +82,10 @@ def test_an_expired_hold_is_cancelled_by_the_shard_clock_and_not_before() -> Non
 def test_any_later_command_moves_the_clock_too() -> None:
     replica = funded()
     number = hold(replica, 30, expires_at_ns=T + SECOND_NS).transaction.transaction_number
-    replica.run(T + 2 * SECOND_NS, create_transaction=pb.CreateTransaction(
-        account_id=ACCOUNT, amount=5, settled=True))
+    replica.run(
+        T + 2 * SECOND_NS,
+        create_transaction=pb.CreateTransaction(account_id=ACCOUNT, amount=5, settled=True),
+    )
     assert replica.status(number) == pb.STATUS_CANCELLED
     assert replica.balances() == (105, 105)
 
@@ -82,8 +93,9 @@ def test_any_later_command_moves_the_clock_too() -> None:
 def test_a_hold_settled_in_time_is_left_alone() -> None:
     replica = funded()
     number = hold(replica, 30, expires_at_ns=T + SECOND_NS).transaction.transaction_number
-    replica.run(T, settle_transaction=pb.SettleTransaction(account_id=ACCOUNT,
-                                                           transaction_number=number))
+    replica.run(
+        T, settle_transaction=pb.SettleTransaction(account_id=ACCOUNT, transaction_number=number)
+    )
     replica.run(T + 5 * SECOND_NS, tick=pb.Tick())
     assert replica.status(number) == pb.STATUS_SETTLED
     assert replica.balances() == (70, 70)
@@ -93,8 +105,12 @@ def test_a_hold_settled_in_time_is_left_alone() -> None:
 def test_a_bad_timeout_is_refused_and_changes_nothing() -> None:
     replica = funded()
     past = hold(replica, 30, expires_at_ns=T - 1)
-    settled = replica.run(T, create_transaction=pb.CreateTransaction(
-        account_id=ACCOUNT, amount=-30, settled=True, expires_at_ns=T + SECOND_NS))
+    settled = replica.run(
+        T,
+        create_transaction=pb.CreateTransaction(
+            account_id=ACCOUNT, amount=-30, settled=True, expires_at_ns=T + SECOND_NS
+        ),
+    )
     for refused in (past, settled):
         assert refused.error.reason == "INVALID_HOLD_TIMEOUT"
     assert replica.balances() == (100, 100)

@@ -32,8 +32,9 @@ A = 0x3D2DBE651AB536A1
 
 
 def create_account(account_id: int, rid: bytes = b"") -> pb.Command:
-    return pb.Command(request_id=rid, now_ns=T,
-                      create_account=pb.CreateAccount(account_id=account_id))
+    return pb.Command(
+        request_id=rid, now_ns=T, create_account=pb.CreateAccount(account_id=account_id)
+    )
 
 
 def top_up(account_id: int, amount: int, rid: bytes = b"", now: int = T) -> pb.Command:
@@ -172,7 +173,8 @@ def test_a_retried_request_id_returns_the_stored_result() -> None:
     ],
 )
 def test_write_sets_touching_meta_keys_or_empty_keys_are_refused(
-        writes: list[tuple[bytes, bytes | None]]) -> None:
+    writes: list[tuple[bytes, bytes | None]],
+) -> None:
     cluster = Cluster()
     before = cluster.digests()
     entry = encode_write_set(b"i" * 16, cluster.leader.last_write_set_id, writes)

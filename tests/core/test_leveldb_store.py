@@ -149,7 +149,7 @@ def test_items_are_in_byte_order(store: LevelDBShardStore) -> None:
     keys = [b"\xff", b"t\x00\x01", b"a", b"\x00", b"t\x00", b"m", b"A", b"aa", b"a\xff"]
     store.commit([(key, key * 2) for key in keys], 1)
     items = list(store.items())
-    assert [k for k, _ in items] == sorted(keys + [APPLIED_KEY])
+    assert [k for k, _ in items] == sorted([*keys, APPLIED_KEY])
     assert all(v == k * 2 for k, v in items if k != APPLIED_KEY)
 
 

@@ -30,7 +30,7 @@ class _Shell(ShardReplica):
         self.leader = leader
         self.seen: list[dict[str, Any]] = []
 
-    def _isLeader(self) -> bool:  # noqa: N802 - PySyncObj's name
+    def _isLeader(self) -> bool:
         return self.leader
 
 
@@ -45,8 +45,12 @@ def stock_handler(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def ack(next_index: int, success: bool = True, reset: bool = False) -> dict[str, Any]:
-    return {"type": "next_node_idx", "next_node_idx": next_index, "success": success,
-            "reset": reset}
+    return {
+        "type": "next_node_idx",
+        "next_node_idx": next_index,
+        "success": success,
+        "reset": reset,
+    }
 
 
 def test_a_success_never_moves_next_index_back() -> None:
@@ -81,7 +85,8 @@ def test_a_premature_finish_chunk_is_a_process_chunk() -> None:
 
 
 def test_applying_entries_never_asks_for_an_extra_append_entries_round(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[str] = []
 
     def stock_apply(self: _Shell) -> bool:

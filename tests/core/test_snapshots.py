@@ -40,24 +40,27 @@ class Replica:
         self.machine = ShardStateMachine(self.store)
         self.snapshots = ShardSnapshots(shard, self.machine)
         self.dump_path = str(directory / "raft.dump")
-        self.serializer = ShardSerializer(self.dump_path, CHUNK_BYTES, False, self.snapshots,
-                                          self.snapshots.load, None)
+        self.serializer = ShardSerializer(
+            self.dump_path, CHUNK_BYTES, False, self.snapshots, self.snapshots.load, None
+        )
 
     def apply_accounts(self, first_id: int, count: int, index: int) -> None:
         """Create ``count`` accounts in entries of 1,000, the last one at ``index``."""
         entries = (count + 999) // 1000
         for entry in range(entries):
             ids = range(first_id + entry * 1000, first_id + min(count, (entry + 1) * 1000))
-            commands = [pb.Command(now_ns=T, create_account=pb.CreateAccount(account_id=n))
-                        for n in ids]
+            commands = [
+                pb.Command(now_ns=T, create_account=pb.CreateAccount(account_id=n)) for n in ids
+            ]
             results = self.machine.apply(commands, index - entries + 1 + entry)
             assert results is not None
             assert all(r.WhichOneof("kind") == "account" for r in results)
 
     def compact(self, index: int, term: int = 1) -> None:
         """What PySyncObj does at its last applied index ``index``."""
-        self.serializer.serialize((None, raft_entry(index, term), raft_entry(index - 1, term),
-                                   {"cluster"}), index)
+        self.serializer.serialize(
+            (None, raft_entry(index, term), raft_entry(index - 1, term), {"cluster"}), index
+        )
         assert self.serializer.checkSerializing() == (SERIALIZER_STATE.SUCCESS, index)
 
     def digest(self) -> str:
@@ -105,31 +108,34 @@ def test_compaction_writes_a_small_marker_and_loads_back(tmp_path: pathlib.Path)
 class _Exploit:
     """A pickle that runs code when loaded: what a tampered snapshot header could carry."""
 
+    def __init__(self, witness: pathlib.Path) -> None:
+        self.witness = witness  # the directory the code would create
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (os.mkdir, (EXPLOITED,))
-
-
-EXPLOITED = str(pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"ledger-exploit-{os.getpid()}")
+        return (os.mkdir, (str(self.witness),))
 
 
 @pytest.mark.parametrize("tamper", ["header", "checksum"])
-def test_a_tampered_marker_is_refused_before_anything_is_unpickled(tmp_path: pathlib.Path,
-                                                                   tamper: str) -> None:
+def test_a_tampered_marker_is_refused_before_anything_is_unpickled(
+    tmp_path: pathlib.Path, tamper: str
+) -> None:
     replica = Replica(tmp_path)
     replica.apply_accounts(1, 10, index=2)
     replica.compact(2)
     data = pathlib.Path(replica.dump_path).read_bytes()
+    exploited = tmp_path / "exploited"
     if tamper == "header":  # the attacker's pickle, the old checksum
-        header = pickle.dumps(_Exploit())
-        body = (snapshot.MARKER_MAGIC + len(header).to_bytes(4, "big") + header
-                + (2).to_bytes(8, "big"))
+        header = pickle.dumps(_Exploit(exploited))
+        body = (
+            snapshot.MARKER_MAGIC + len(header).to_bytes(4, "big") + header + (2).to_bytes(8, "big")
+        )
         data = body + data[-32:]
     else:  # one flipped bit anywhere
         data = data[:20] + bytes([data[20] ^ 1]) + data[21:]
     pathlib.Path(replica.dump_path).write_bytes(data)
     with pytest.raises(SnapshotError, match="checksum"):
         replica.snapshots.load(replica.dump_path)
-    assert not os.path.exists(EXPLOITED)
+    assert not exploited.exists()
     assert replica.snapshots.marker_raft_data(replica.dump_path) is None
 
 
@@ -157,8 +163,12 @@ def test_a_follower_receives_the_shard_and_ends_identical(pair: tuple[Replica, R
     assert follower.digest() == leader.digest()
     assert os.path.getsize(follower.dump_path) < 1024  # the stream became a marker
     # PySyncObj then replays entry 11 from the leader's log: a no-op, not a second apply.
-    assert follower.machine.apply([pb.Command(now_ns=T, create_account=pb.CreateAccount(
-        account_id=100_000))], 11) is None
+    assert (
+        follower.machine.apply(
+            [pb.Command(now_ns=T, create_account=pb.CreateAccount(account_id=100_000))], 11
+        )
+        is None
+    )
     assert follower.digest() == leader.digest()
 
 
@@ -210,9 +220,10 @@ def test_no_stream_before_the_first_compaction(tmp_path: pathlib.Path) -> None:
     replica.store.close()
 
 
-def test_compaction_waits_for_a_stream_up_to_a_byte_bound(pair: tuple[Replica, Replica],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    leader, follower = pair
+def test_compaction_waits_for_a_stream_up_to_a_byte_bound(
+    pair: tuple[Replica, Replica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leader, _ = pair
     leader.apply_accounts(1, 3_000, index=4)
     leader.compact(4)
     first = leader.serializer.getTransmissionData("n")
@@ -228,8 +239,9 @@ def test_compaction_waits_for_a_stream_up_to_a_byte_bound(pair: tuple[Replica, R
     assert restarted is not None and restarted[1]
 
 
-def test_an_idle_stream_is_dropped(pair: tuple[Replica, Replica],
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_idle_stream_is_dropped(
+    pair: tuple[Replica, Replica], monkeypatch: pytest.MonkeyPatch
+) -> None:
     leader, _ = pair
     leader.apply_accounts(1, 3_000, index=4)
     leader.compact(4)
@@ -245,8 +257,9 @@ def _fill(store: LevelDBShardStore, keys: int) -> None:
     index = store.applied_index
     for start in range(0, keys, batch_keys):
         index += 1
-        store.commit(((b"t%015d" % n, value) for n in range(start, min(start + batch_keys, keys))),
-                     index)
+        store.commit(
+            ((b"t%015d" % n, value) for n in range(start, min(start + batch_keys, keys))), index
+        )
 
 
 class CountingStore:
@@ -277,8 +290,9 @@ class CountingStore:
 
 
 @pytest.mark.parametrize("keys", [100_000, 1_000_000])
-def test_tick_thread_work_does_not_grow_with_the_ledger(tmp_path: pathlib.Path, keys: int,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tick_thread_work_does_not_grow_with_the_ledger(
+    tmp_path: pathlib.Path, keys: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The old design dumped the whole shard on every compaction (seconds at 1M keys): now a
     compaction reads no key and writes a marker of a few hundred bytes, and each chunk of an
     install-snapshot stream reads only the keys that fit in one chunk, at any size."""

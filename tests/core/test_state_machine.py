@@ -305,8 +305,9 @@ def test_pruning_is_bounded_per_entry_and_never_splits_an_entrys_records(shard: 
 def test_time_index_keys_of_the_earlier_layout_are_pruned(shard: Shard) -> None:
     shard.apply(create_tx(A, 1, rid=b"new", now=T))
     old_layout = _time_key(T, b"old")  # one key per record, empty value
-    shard.store.commit([(old_layout, b""), (REQUEST_PREFIX + b"old", b"\x12\x00")],
-                       shard.store.applied_index + 1)
+    shard.store.commit(
+        [(old_layout, b""), (REQUEST_PREFIX + b"old", b"\x12\x00")], shard.store.applied_index + 1
+    )
     shard.apply(create_tx(A, 1, now=T + RETENTION + 1))
     assert not [k for k, _ in shard.store.items() if k[:1] in (b"r", b"q")]
 
@@ -537,8 +538,9 @@ def test_pruning_keeps_up_with_large_entries(shard: Shard) -> None:
     """A budget of twice the entry's commands: records never pile up faster than they go."""
     per_entry = 500
     for entry in range(3):
-        shard.apply(*[create_tx(A, 1, rid=b"e%d-%04d" % (entry, n), now=T)
-                      for n in range(per_entry)])
+        shard.apply(
+            *[create_tx(A, 1, rid=b"e%d-%04d" % (entry, n), now=T) for n in range(per_entry)]
+        )
 
     def request_keys() -> int:
         return sum(1 for k, _ in shard.store.items() if k[:1] in (b"r", b"q"))

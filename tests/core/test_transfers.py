@@ -49,7 +49,8 @@ class Shard:
         self.commit(applied.writes)
         if balance:
             applied = self.accounts.create_transaction(
-                CreateTransaction(account_id, balance, "top-up", True, T))
+                CreateTransaction(account_id, balance, "top-up", True, T)
+            )
             self.commit(applied.writes)
 
     def balances(self, account_id: int) -> tuple[int, int]:
@@ -57,7 +58,9 @@ class Shard:
         assert account is not None
         return account.available_balance, account.settled_balance
 
-    def step(self, result_and_writes: tuple[object, tuple[tuple[bytes, bytes | None], ...]]) -> object:
+    def step(
+        self, result_and_writes: tuple[object, tuple[tuple[bytes, bytes | None], ...]]
+    ) -> object:
         result, writes = result_and_writes
         self.commit(writes)
         return result
@@ -87,7 +90,8 @@ def test_begin_holds_the_funds_and_indexes_the_transfer(shards: tuple[Shard, Sha
 
 
 def test_without_the_funds_nothing_moves_and_the_transfer_is_final(
-        shards: tuple[Shard, Shard]) -> None:
+    shards: tuple[Shard, Shard],
+) -> None:
     source, _ = shards
     transfer = source.step(source.transfers.begin(begin(amount=101)))
     assert isinstance(transfer, Transfer)
@@ -98,19 +102,27 @@ def test_without_the_funds_nothing_moves_and_the_transfer_is_final(
     assert source.transfers.in_flight(None, 10) == []
 
 
-@pytest.mark.parametrize(("command", "reason"), [
-    (BeginTransfer(SOURCE, SOURCE, 1, "", T), Reason.SAME_ACCOUNT),
-    (BeginTransfer(SOURCE, TARGET, 0, "", T), Reason.INVALID_AMOUNT),
-    (BeginTransfer(SOURCE, TARGET, -5, "", T), Reason.INVALID_AMOUNT),
-    (BeginTransfer(SOURCE, TARGET, limits.int64_max + 1, "", T), Reason.INVALID_AMOUNT),
-    (BeginTransfer(0x9999, TARGET, 1, "", T), Reason.ACCOUNT_NOT_FOUND),
-    (BeginTransfer(SOURCE, TARGET, 1, "x" * (limits.description_bytes_max + 1), T),
-     Reason.DESCRIPTION_TOO_LONG),
-    (BeginTransfer(SOURCE, TARGET, 1, "", T, b"k" * (limits.idempotency_key_bytes_max + 1)),
-     Reason.IDEMPOTENCY_KEY_TOO_LONG),
-])
-def test_a_refused_begin_writes_nothing(shards: tuple[Shard, Shard], command: BeginTransfer,
-                                        reason: Reason) -> None:
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [
+        (BeginTransfer(SOURCE, SOURCE, 1, "", T), Reason.SAME_ACCOUNT),
+        (BeginTransfer(SOURCE, TARGET, 0, "", T), Reason.INVALID_AMOUNT),
+        (BeginTransfer(SOURCE, TARGET, -5, "", T), Reason.INVALID_AMOUNT),
+        (BeginTransfer(SOURCE, TARGET, limits.int64_max + 1, "", T), Reason.INVALID_AMOUNT),
+        (BeginTransfer(0x9999, TARGET, 1, "", T), Reason.ACCOUNT_NOT_FOUND),
+        (
+            BeginTransfer(SOURCE, TARGET, 1, "x" * (limits.description_bytes_max + 1), T),
+            Reason.DESCRIPTION_TOO_LONG,
+        ),
+        (
+            BeginTransfer(SOURCE, TARGET, 1, "", T, b"k" * (limits.idempotency_key_bytes_max + 1)),
+            Reason.IDEMPOTENCY_KEY_TOO_LONG,
+        ),
+    ],
+)
+def test_a_refused_begin_writes_nothing(
+    shards: tuple[Shard, Shard], command: BeginTransfer, reason: Reason
+) -> None:
     source, _ = shards
     result, writes = source.transfers.begin(command)
     assert isinstance(result, Failure) and result.reason == reason and writes == ()
@@ -127,8 +139,14 @@ def test_an_idempotency_key_returns_the_same_transfer(shards: tuple[Shard, Shard
 
 
 def credit_of(transfer: Transfer) -> CreditTransfer:
-    return CreditTransfer(transfer.to_account_id, transfer.from_account_id,
-                          transfer.debit_number, transfer.amount, transfer.description, T + 2)
+    return CreditTransfer(
+        transfer.to_account_id,
+        transfer.from_account_id,
+        transfer.debit_number,
+        transfer.amount,
+        transfer.description,
+        T + 2,
+    )
 
 
 def test_credit_is_decided_once(shards: tuple[Shard, Shard]) -> None:
@@ -161,25 +179,34 @@ def test_a_credit_that_would_overflow_is_refused(shards: tuple[Shard, Shard]) ->
     source, target = shards
     transfer = source.step(source.transfers.begin(begin(amount=10)))
     assert isinstance(transfer, Transfer)
-    target.step(target.accounts.create_transaction(
-        CreateTransaction(TARGET, limits.int64_max - 5, "", True, T)))
+    target.step(
+        target.accounts.create_transaction(
+            CreateTransaction(TARGET, limits.int64_max - 5, "", True, T)
+        )
+    )
     decision = target.step(target.transfers.credit(credit_of(transfer)))
     assert decision == TransferCredit(0, Reason.BALANCE_OVERFLOW.name)
 
 
 def test_finish_completes_or_gives_back_and_a_repeat_changes_nothing(
-        shards: tuple[Shard, Shard]) -> None:
+    shards: tuple[Shard, Shard],
+) -> None:
     source, target = shards
     done = source.step(source.transfers.begin(begin()))
     refused = source.step(source.transfers.begin(BeginTransfer(SOURCE, 0x7777, 20, "", T)))
     assert isinstance(done, Transfer) and isinstance(refused, Transfer)
     decision = target.step(target.transfers.credit(credit_of(done)))
     assert isinstance(decision, TransferCredit)
-    completed = source.step(source.transfers.finish(
-        FinishTransfer(SOURCE, done.debit_number, decision, T + 3)))
-    failed = source.step(source.transfers.finish(
-        FinishTransfer(SOURCE, refused.debit_number, TransferCredit(0, "ACCOUNT_NOT_FOUND"),
-                       T + 3)))
+    completed = source.step(
+        source.transfers.finish(FinishTransfer(SOURCE, done.debit_number, decision, T + 3))
+    )
+    failed = source.step(
+        source.transfers.finish(
+            FinishTransfer(
+                SOURCE, refused.debit_number, TransferCredit(0, "ACCOUNT_NOT_FOUND"), T + 3
+            )
+        )
+    )
     assert isinstance(completed, Transfer) and completed.status == TransferStatus.COMPLETED
     assert completed.credit_number == decision.credit_number
     assert isinstance(failed, Transfer) and failed.status == TransferStatus.FAILED
@@ -188,7 +215,8 @@ def test_finish_completes_or_gives_back_and_a_repeat_changes_nothing(
     debit = source.accounts.transaction(SOURCE, refused.debit_number)
     assert debit is not None and debit.status == Status.CANCELLED
     again, writes = source.transfers.finish(
-        FinishTransfer(SOURCE, done.debit_number, decision, T + 4))
+        FinishTransfer(SOURCE, done.debit_number, decision, T + 4)
+    )
     assert again == completed and writes == ()
     missing, writes = source.transfers.finish(FinishTransfer(SOURCE, 99, decision, T))
     assert isinstance(missing, Failure) and missing.reason == Reason.TRANSFER_NOT_FOUND

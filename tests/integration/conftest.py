@@ -44,7 +44,9 @@ def service_logs(service: Any, lines: int = 60) -> str:
 
 
 @pytest.fixture(scope="module", params=sorted(SERVICE_KINDS))
-def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     kind = request.param
     root: pathlib.Path = tmp_path_factory.mktemp(f"{kind}-service")
     instance = SERVICE_KINDS[kind](root)
@@ -90,5 +92,5 @@ def new_account(stub: ledger_api_pb2_grpc.LedgerServiceApiStub) -> api.Account:
 
 @pytest.fixture
 def unique() -> str:
-    """A fresh string for idempotency keys and descriptions, so module-shared state never clashes."""
+    """A fresh string for idempotency keys and descriptions: module-shared state never clashes."""
     return uuid.uuid4().hex

@@ -79,12 +79,12 @@ def len_field(number: int, payload: bytes) -> bytes:
 
 INVALID_UTF8 = [
     b"\xff",
-    b"\xc3",                      # a lead byte without its continuation
-    b"\x80abc",                   # a lone continuation byte
-    b"\xc0\xaf",                  # overlong '/'
-    b"\xed\xa0\x80",              # a UTF-16 surrogate
-    b"\xf4\x90\x80\x80",          # above U+10FFFF
-    b"0123456789abcde\xff",       # 16 bytes that look almost like an account id
+    b"\xc3",  # a lead byte without its continuation
+    b"\x80abc",  # a lone continuation byte
+    b"\xc0\xaf",  # overlong '/'
+    b"\xed\xa0\x80",  # a UTF-16 surrogate
+    b"\xf4\x90\x80\x80",  # above U+10FFFF
+    b"0123456789abcde\xff",  # 16 bytes that look almost like an account id
     b"\xfe" * 16,
 ]
 
@@ -95,22 +95,39 @@ _KEY_MAX = limits.idempotency_key_bytes_max
 BIG_STRINGS = [
     b"d" * _DESCRIPTION_MAX,
     b"d" * (_DESCRIPTION_MAX + 1),
-    "é".encode() * (_DESCRIPTION_MAX // 2),           # exactly the limit in bytes
-    "é".encode() * (_DESCRIPTION_MAX // 2 + 1),       # 2 bytes over, 513 characters
-    "€".encode() * (_DESCRIPTION_MAX // 3 + 1),       # 1,026 bytes, 342 characters
+    "é".encode() * (_DESCRIPTION_MAX // 2),  # exactly the limit in bytes
+    "é".encode() * (_DESCRIPTION_MAX // 2 + 1),  # 2 bytes over, 513 characters
+    "€".encode() * (_DESCRIPTION_MAX // 3 + 1),  # 1,026 bytes, 342 characters
     b"k" * _KEY_MAX,
     b"k" * (_KEY_MAX + 1),
     "é".encode() * (_KEY_MAX // 2),
     "é".encode() * (_KEY_MAX // 2 + 1),
     b"x" * 70_000,
     b"\x00" * 4_096,
-    b"0123456789abcdef" * 4_096,                      # 64 KiB of hex
+    b"0123456789abcdef" * 4_096,  # 64 KiB of hex
 ]
 
 INT64_EDGES = [
-    0, 1, -1, 2, -2, 100, -100, 1000, -1000,
-    limits.int64_max, limits.int64_max - 1, limits.int64_min, limits.int64_min + 1,
-    2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**32, 2**53 + 1, -(2**53) - 1,
+    0,
+    1,
+    -1,
+    2,
+    -2,
+    100,
+    -100,
+    1000,
+    -1000,
+    limits.int64_max,
+    limits.int64_max - 1,
+    limits.int64_min,
+    limits.int64_min + 1,
+    2**31 - 1,
+    2**31,
+    -(2**31),
+    -(2**31) - 1,
+    2**32,
+    2**53 + 1,
+    -(2**53) - 1,
 ]
 # Raw varint payloads outside int64 as the wire carries them: 2**63 .. 2**64-1 read as
 # negative int64, and values of 65+ bits, which are not valid varints at all.
@@ -124,9 +141,18 @@ def raw_varints() -> st.SearchStrategy[bytes]:
         st.sampled_from(RAW_VARINTS).map(varint),
         st.integers(limits.int64_min, limits.int64_max).map(lambda v: varint(v & MASK64)),
         # Non-minimal encodings: valid protobuf, unusual bytes (0 as 0x80 0x80 0x00, ...).
-        st.sampled_from([b"\x80\x00", b"\x80\x80\x80\x00", b"\x81\x80\x80\x80\x00",
-                         b"\xff" * 9 + b"\x01", b"\xff" * 10 + b"\x01", b"\x80" * 11 + b"\x00",
-                         b"\x80", b"\xff\xff"]),  # the last two are cut off
+        st.sampled_from(
+            [
+                b"\x80\x00",
+                b"\x80\x80\x80\x00",
+                b"\x81\x80\x80\x80\x00",
+                b"\xff" * 9 + b"\x01",
+                b"\xff" * 10 + b"\x01",
+                b"\x80" * 11 + b"\x00",
+                b"\x80",
+                b"\xff\xff",
+            ]
+        ),  # the last two are cut off
     )
 
 
@@ -135,20 +161,37 @@ class Seeds:
     """What exists on the server under test: the fuzzer names these to reach deep paths."""
 
     account_ids: list[str]
-    transaction_ids: list[str]         # existing ones (settled, pending, cancelled)
-    idempotency_keys: list[str]        # keys already used on the seeded accounts
-    page_tokens: list[str]             # valid tokens of the seeded accounts
-    unknown_account_ids: list[str] = field(default_factory=lambda: [
-        "0000000000000000", "ffffffffffffffff", "0123456789abcdef", "00000000000000ff",
-    ])
+    transaction_ids: list[str]  # existing ones (settled, pending, cancelled)
+    idempotency_keys: list[str]  # keys already used on the seeded accounts
+    page_tokens: list[str]  # valid tokens of the seeded accounts
+    unknown_account_ids: list[str] = field(
+        default_factory=lambda: [
+            "0000000000000000",
+            "ffffffffffffffff",
+            "0123456789abcdef",
+            "00000000000000ff",
+        ]
+    )
 
 
 _BAD_ACCOUNT_IDS = [
-    "", "0", "0123456789abcde", "0123456789abcdef0", "0123456789ABCDEF", "0123456789abcdeg",
-    " 123456789abcdef", "0123456789abcde ", "0123456789abcdef\n", "0x23456789abcdef",
-    "-123456789abcdef", "+123456789abcdef", "1_23456789abcdef",
+    "",
+    "0",
+    "0123456789abcde",
+    "0123456789abcdef0",
+    "0123456789ABCDEF",
+    "0123456789abcdeg",
+    " 123456789abcdef",
+    "0123456789abcde ",
+    "0123456789abcdef\n",
+    "0x23456789abcdef",
+    "-123456789abcdef",
+    "+123456789abcdef",
+    "1_23456789abcdef",
     "０１２３４５６７８９ａｂｃｄｅｆ",  # full-width digits: int() would accept them
-    "٠١٢٣٤٥٦٧٨٩abcdef", "0123456789abcde\x00", "00000000000000000000000000000000",
+    "٠١٢٣٤٥٦٧٨٩abcdef",
+    "0123456789abcde\x00",
+    "00000000000000000000000000000000",
 ]
 
 
@@ -170,13 +213,15 @@ def _account_id_text(seeds: Seeds, sane: bool) -> st.SearchStrategy[str]:
 
 
 def _transaction_id_text(seeds: Seeds, sane: bool) -> st.SearchStrategy[str]:
-    numbers = st.one_of(st.sampled_from([0, 1, 2, 3, 4, 5, 1000, MASK64 - 1, MASK64]),
-                        st.integers(0, MASK64))
+    numbers = st.one_of(
+        st.sampled_from([0, 1, 2, 3, 4, 5, 1000, MASK64 - 1, MASK64]), st.integers(0, MASK64)
+    )
     good = st.one_of(
         st.sampled_from(seeds.transaction_ids),
         st.sampled_from(seeds.transaction_ids),
-        st.tuples(st.sampled_from(seeds.account_ids + seeds.unknown_account_ids), numbers)
-        .map(lambda pair: f"{pair[0]}{pair[1]:016x}"),
+        st.tuples(st.sampled_from(seeds.account_ids + seeds.unknown_account_ids), numbers).map(
+            lambda pair: f"{pair[0]}{pair[1]:016x}"
+        ),
     )
     if sane:
         return good
@@ -200,17 +245,29 @@ def _page_token_text(seeds: Seeds, sane: bool) -> st.SearchStrategy[str]:
         st.sampled_from(seeds.page_tokens).map(lambda t: t + "="),
         st.sampled_from(seeds.page_tokens).map(lambda t: t[:-1]),
         st.sampled_from(seeds.page_tokens).map(lambda t: t[:-1] + ("B" if t[-1] == "A" else "A")),
-        st.sampled_from(["A", "AAAA", "AQAAAAAAAAAAAAAAAAAAAAA", "AQ", "////", "-_-_",
-                         "A" * limits.page_token_chars_max, "A" * (limits.page_token_chars_max + 1),
-                         "é" * limits.page_token_chars_max, "\x00" * 24]),
+        st.sampled_from(
+            [
+                "A",
+                "AAAA",
+                "AQAAAAAAAAAAAAAAAAAAAAA",
+                "AQ",
+                "////",
+                "-_-_",
+                "A" * limits.page_token_chars_max,
+                "A" * (limits.page_token_chars_max + 1),
+                "é" * limits.page_token_chars_max,
+                "\x00" * 24,
+            ]
+        ),
         st.from_regex(r"[A-Za-z0-9_\-]{20,28}", fullmatch=True),
         st.text(max_size=70),
     )
 
 
 def _free_text(seeds: Seeds, sane: bool) -> st.SearchStrategy[str]:
-    return st.one_of(st.sampled_from(["", "", "a", "fuzz"] + seeds.idempotency_keys),
-                     st.text(max_size=30))
+    return st.one_of(
+        st.sampled_from(["", "", "a", "fuzz", *seeds.idempotency_keys]), st.text(max_size=30)
+    )
 
 
 _TEXTS: dict[str, Callable[[Seeds, bool], st.SearchStrategy[str]]] = {
@@ -233,18 +290,21 @@ def string_payloads(field_name: str, seeds: Seeds, sane: bool) -> st.SearchStrat
 
 
 # Ordinary values of the integer fields: mostly valid, so that the state-dependent paths run.
-_SANE_AMOUNTS = st.one_of(st.sampled_from([100, -10, 1, -1, 7, 1000, -1000]),
-                          st.integers(-10_000, 10_000))
+_SANE_AMOUNTS = st.one_of(
+    st.sampled_from([100, -10, 1, -1, 7, 1000, -1000]), st.integers(-10_000, 10_000)
+)
 _SANE_INTS = {
     "page_size": st.sampled_from([0, 1, 2, 3, 10, 100, 1000, 5000, -1]),
     "hold_timeout_ms": st.sampled_from([0, 0, 0, 0, 0, 1, 50, 60_000, -1]),
-    "CreateTransferRequest.amount": st.one_of(st.sampled_from([7, 1, 100, 1000, 0, -7]),
-                                              st.integers(1, 10_000)),
+    "CreateTransferRequest.amount": st.one_of(
+        st.sampled_from([7, 1, 100, 1000, 0, -7]), st.integers(1, 10_000)
+    ),
 }
 
 
-def _scalar_field(descriptor: FieldDescriptor, seeds: Seeds, sane: bool
-                  ) -> st.SearchStrategy[bytes]:
+def _scalar_field(
+    descriptor: FieldDescriptor, seeds: Seeds, sane: bool
+) -> st.SearchStrategy[bytes]:
     number = descriptor.number
     if descriptor.type == FieldDescriptor.TYPE_STRING:
         return string_payloads(descriptor.name, seeds, sane).map(lambda raw: len_field(number, raw))
@@ -271,7 +331,8 @@ def _wrong_wire_type(descriptor: Descriptor) -> st.SearchStrategy[bytes]:
         FIXED32: b"\x01" * 4,
         START_GROUP: key(1, VARINT) + varint(1),  # then the matching END_GROUP, or none
         END_GROUP: b"",
-        6: b"", 7: b"",                           # wire types that do not exist
+        6: b"",
+        7: b"",  # wire types that do not exist
     }
 
     def build(choice: tuple[int, int, bool]) -> bytes:
@@ -281,15 +342,32 @@ def _wrong_wire_type(descriptor: Descriptor) -> st.SearchStrategy[bytes]:
             encoded += key(number, END_GROUP)
         return encoded
 
-    return st.tuples(st.sampled_from(numbers), st.sampled_from(sorted(payloads)),
-                     st.booleans()).map(build)
+    return st.tuples(
+        st.sampled_from(numbers), st.sampled_from(sorted(payloads)), st.booleans()
+    ).map(build)
 
 
 def _unknown_field() -> st.SearchStrategy[bytes]:
     """A field number the message does not declare (some of them not valid numbers at all)."""
-    numbers = st.one_of(st.integers(6, 200), st.sampled_from(
-        [0, 15, 16, 2047, 2048, 18_999, 19_000, 19_999, 20_000, FIELD_NUMBER_MAX,
-         FIELD_NUMBER_MAX + 1, 2**32]))
+    numbers = st.one_of(
+        st.integers(6, 200),
+        st.sampled_from(
+            [
+                0,
+                15,
+                16,
+                2047,
+                2048,
+                18_999,
+                19_000,
+                19_999,
+                20_000,
+                FIELD_NUMBER_MAX,
+                FIELD_NUMBER_MAX + 1,
+                2**32,
+            ]
+        ),
+    )
     payloads = st.one_of(
         st.tuples(st.just(VARINT), raw_varints()),
         st.tuples(st.just(LEN), st.binary(max_size=40).map(lambda b: varint(len(b)) + b)),
@@ -305,18 +383,27 @@ def _items(descriptor: FieldDescriptor, seeds: Seeds, sane: bool) -> st.SearchSt
     item = _body(descriptor.message_type, seeds, sane)
     number = descriptor.number
     few = st.lists(item, max_size=4).map(
-        lambda items: b"".join(len_field(number, i) for i in items))
+        lambda items: b"".join(len_field(number, i) for i in items)
+    )
     if sane:
         return few
-    sizes = [limits.batch_items_max - 1, limits.batch_items_max, limits.batch_items_max + 1,
-             2 * limits.batch_items_max]
+    sizes = [
+        limits.batch_items_max - 1,
+        limits.batch_items_max,
+        limits.batch_items_max + 1,
+        2 * limits.batch_items_max,
+    ]
     many = st.tuples(item, st.sampled_from(sizes)).map(lambda c: len_field(number, c[0]) * c[1])
     return st.one_of(few, few, few, many)
 
 
 def _fields(descriptor: Descriptor, seeds: Seeds, sane: bool) -> list[st.SearchStrategy[bytes]]:
-    return [_items(f, seeds, sane) if f.type == FieldDescriptor.TYPE_MESSAGE
-            else _scalar_field(f, seeds, sane) for f in descriptor.fields]
+    return [
+        _items(f, seeds, sane)
+        if f.type == FieldDescriptor.TYPE_MESSAGE
+        else _scalar_field(f, seeds, sane)
+        for f in descriptor.fields
+    ]
 
 
 def _body(descriptor: Descriptor, seeds: Seeds, sane: bool) -> st.SearchStrategy[bytes]:
@@ -354,7 +441,7 @@ def _mutated(draw: st.DrawFn, body: st.SearchStrategy[bytes]) -> bytes:
         return message[: draw(st.integers(0, len(message) - 1))]
     if how == "flip" and message:
         at = draw(st.integers(0, len(message) - 1))
-        return message[:at] + bytes([message[at] ^ 0xFF]) + message[at + 1:]
+        return message[:at] + bytes([message[at] ^ 0xFF]) + message[at + 1 :]
     return message + draw(st.binary(min_size=1, max_size=16))
 
 

@@ -37,8 +37,8 @@ class Issued:
     amount: int
     description: str
     keyed: bool
-    transaction_id: str = ""   # set when acknowledged
-    acked_at: float = 0.0      # time.monotonic() of the acknowledgement
+    transaction_id: str = ""  # set when acknowledged
+    acked_at: float = 0.0  # time.monotonic() of the acknowledgement
 
 
 @dataclass
@@ -71,7 +71,8 @@ class LoadRecorder:
 
     def acked_after(self, moment: float, shard: int | None = None) -> list[Issued]:
         return [
-            item for item in self.acked()
+            item
+            for item in self.acked()
             if item.acked_at > moment
             and (shard is None or ids.shard_index(ids.parse_account_id(item.account_id)) == shard)
         ]
@@ -136,7 +137,8 @@ def expected_balances(transactions: list[api.Transaction]) -> tuple[int, int]:
     """(available, settled) by the ledger's rules from a full transaction history."""
     settled = sum(t.amount for t in transactions if t.status == api.TRANSACTION_STATUS_SETTLED)
     held = sum(
-        t.amount for t in transactions
+        t.amount
+        for t in transactions
         if t.status == api.TRANSACTION_STATUS_PENDING and t.amount < 0
     )
     return settled + held, settled
@@ -165,8 +167,10 @@ def resolve_and_check(address: str, recorder: LoadRecorder) -> dict[str, tuple[i
                     assert item.transaction_id == transaction.id
             listed = {t.description for t in history}
             lost = [
-                item.description for item in recorder.issued
-                if item.account_id == account_id and item.transaction_id
+                item.description
+                for item in recorder.issued
+                if item.account_id == account_id
+                and item.transaction_id
                 and item.description not in listed
             ]
             assert not lost, f"acknowledged but lost: {lost[:5]}"

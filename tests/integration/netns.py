@@ -22,6 +22,7 @@ Everything here needs root; ``requirements_missing`` says exactly what is missin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
@@ -54,11 +55,19 @@ class NetnsError(RuntimeError):
 
 
 def _run(args: Sequence[str], stdin: str | None = None, check: bool = True) -> str:
-    result = subprocess.run(list(args), input=stdin, capture_output=True, text=True,
-                            timeout=_command_timeout_s, check=False)
+    result = subprocess.run(
+        list(args),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=_command_timeout_s,
+        check=False,
+    )
     if check and result.returncode != 0:
-        raise NetnsError(f"`{' '.join(args)}` failed ({result.returncode}): "
-                         f"{(result.stderr or result.stdout).strip()}")
+        raise NetnsError(
+            f"`{' '.join(args)}` failed ({result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()}"
+        )
     return result.stdout
 
 
@@ -78,23 +87,31 @@ def _probe() -> str | None:
     if not sys.platform.startswith("linux"):
         return f"network namespaces need Linux (this is {sys.platform})"
     if os.geteuid() != 0:
-        return (f"needs root (euid {os.geteuid()}): creating network namespaces, veth pairs, "
-                "a bridge and nftables rules needs CAP_NET_ADMIN")
+        return (
+            f"needs root (euid {os.geteuid()}): creating network namespaces, veth pairs, "
+            "a bridge and nftables rules needs CAP_NET_ADMIN"
+        )
     if shutil.which("ip") is None:
         return "`ip` (Debian package iproute2) is not on PATH; tests/system_packages.sh installs it"
     if shutil.which("nft") is None:
-        return "`nft` (Debian package nftables) is not on PATH; tests/system_packages.sh installs it"
+        return (
+            "`nft` (Debian package nftables) is not on PATH; tests/system_packages.sh installs it"
+        )
     tag = f"{PREFIX}{os.getpid()}"
     netns, bridge, veth = f"{tag}x", f"{tag}xb", f"{tag}xv"
     steps = [
         ("a network namespace (ip netns add)", ["ip", "netns", "add", netns]),
         ("a bridge (ip link add type bridge)", ["ip", "link", "add", bridge, "type", "bridge"]),
-        ("a veth pair (ip link add type veth)",
-         ["ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}p"]),
+        (
+            "a veth pair (ip link add type veth)",
+            ["ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}p"],
+        ),
         ("moving a veth end into a namespace", ["ip", "link", "set", f"{veth}p", "netns", netns]),
         ("attaching a veth end to a bridge", ["ip", "link", "set", veth, "master", bridge]),
-        ("nftables in a namespace (nft add table)",
-         ["ip", "netns", "exec", netns, "nft", "add", "table", "inet", NFT_TABLE]),
+        (
+            "nftables in a namespace (nft add table)",
+            ["ip", "netns", "exec", netns, "nft", "add", "table", "inet", NFT_TABLE],
+        ),
     ]
     try:
         for what, command in steps:
@@ -110,6 +127,7 @@ def _probe() -> str | None:
 
 
 # -- leftovers ------------------------------------------------------------------------------
+
 
 def _pid_alive(pid: int) -> bool:
     """Running (a zombie, killed but not yet reaped, is not)."""
@@ -140,10 +158,8 @@ def remove_leftovers() -> list[str]:
         if not _stale(name):
             continue
         for pid in _run(["ip", "netns", "pids", name], check=False).split():
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
         _run(["ip", "netns", "del", name], check=False)
         removed.append(f"netns {name}")
     for line in _run(["ip", "-o", "link", "show"], check=False).splitlines():
@@ -160,7 +176,8 @@ def remove_leftovers() -> list[str]:
 def _free_subnet() -> str:
     """``10.77.X`` with no address or route of the root namespace inside it."""
     used = _run(["ip", "-o", "-4", "addr", "show"], check=False) + _run(
-        ["ip", "-4", "route", "show"], check=False)
+        ["ip", "-4", "route", "show"], check=False
+    )
     start = os.getpid() % 250
     for step in range(250):
         subnet = f"10.77.{(start + step) % 250 + 1}"
@@ -171,12 +188,13 @@ def _free_subnet() -> str:
 
 # -- topology -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Host:
-    name: str      # n1, n2, n3, g1, g2
+    name: str  # n1, n2, n3, g1, g2
     netns: str
-    address: str   # its IPv4 address on the bridge
-    veth: str      # the veth end on the bridge (root namespace)
+    address: str  # its IPv4 address on the bridge
+    veth: str  # the veth end on the bridge (root namespace)
 
     @property
     def exec_prefix(self) -> list[str]:
@@ -202,8 +220,9 @@ class Topology:
         self.bridge = f"{self.tag}br"
         self.subnet = ""
         self.bridge_address = ""
-        self._names = ([f"n{i + 1}" for i in range(node_count)]
-                       + [f"g{i + 1}" for i in range(gateway_count)])
+        self._names = [f"n{i + 1}" for i in range(node_count)] + [
+            f"g{i + 1}" for i in range(gateway_count)
+        ]
         self.hosts: dict[str, Host] = {}
         self.cuts: list[Cut] = []
 
@@ -245,22 +264,23 @@ class Topology:
         _run([*ns, "addr", "add", f"{host.address}/24", "dev", "eth0"])
         _run([*ns, "link", "set", "eth0", "up"])
         _run([*ns, "link", "set", "lo", "up"])
-        _run([*host.exec_prefix, "nft", "-f", "-"], stdin=(
-            f"table inet {NFT_TABLE} {{\n"
-            "  chain input { type filter hook input priority 0; policy accept; }\n"
-            "  chain output { type filter hook output priority 0; policy accept; }\n"
-            "}\n"
-        ))
+        _run(
+            [*host.exec_prefix, "nft", "-f", "-"],
+            stdin=(
+                f"table inet {NFT_TABLE} {{\n"
+                "  chain input { type filter hook input priority 0; policy accept; }\n"
+                "  chain output { type filter hook output priority 0; policy accept; }\n"
+                "}\n"
+            ),
+        )
 
     def destroy(self) -> None:
         """Remove every namespace, veth and the bridge (processes inside must be stopped first;
         any left over are killed). Safe to call twice or after a failed ``create``."""
         for host in self.hosts.values():
             for pid in _run(["ip", "netns", "pids", host.netns], check=False).split():
-                try:
+                with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
         for name in self._names:
             _run(["ip", "netns", "del", f"{self.tag}{name}"], check=False)  # takes its veth too
             _run(["ip", "link", "del", f"{self.tag}{name}"], check=False)
@@ -299,8 +319,13 @@ class Topology:
         """Cut every host of each side from every host of the other sides (hosts in no side,
         and the root namespace, keep all their links)."""
         groups = [list(side) for side in sides]
-        pairs = [(a, b) for i, side in enumerate(groups) for other in groups[i + 1:]
-                 for a in side for b in other]
+        pairs = [
+            (a, b)
+            for i, side in enumerate(groups)
+            for other in groups[i + 1 :]
+            for a in side
+            for b in other
+        ]
         return self.cut(pairs)
 
     def heal(self) -> None:
@@ -338,14 +363,26 @@ class Topology:
         failures = []
         for host in self.hosts.values():
             targets = [h.address for h in self.hosts.values() if h is not host]
-            output = _run([*host.exec_prefix, sys.executable, "-I", "-S", "-c", probe,
-                           str(timeout_s), *targets, self.bridge_address])
+            output = _run(
+                [
+                    *host.exec_prefix,
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    "-c",
+                    probe,
+                    str(timeout_s),
+                    *targets,
+                    self.bridge_address,
+                ]
+            )
             failures += [f"{host.name} -> {line}" for line in output.splitlines()]
         if failures:
             nf = pathlib.Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
             setting = nf.read_text().strip() if nf.exists() else "absent"
             raise NetnsError(
-                "hosts on the test bridge cannot reach each other: " + "; ".join(failures)
+                "hosts on the test bridge cannot reach each other: "
+                + "; ".join(failures)
                 + f" (bridge-nf-call-iptables={setting}: with 1, bridged frames pass the root "
                 "namespace's iptables/nftables forward rules, which may drop them)"
             )
@@ -353,31 +390,46 @@ class Topology:
 
 # -- the cluster on the topology ------------------------------------------------------------
 
+
 class NetnsCluster(ClusterService):
     """3 ``ledger-node`` and N ``ledger-gateway`` processes, each in its host's namespace, bound
     to its namespace address only. ``gateway`` is the first gateway (``ClusterService``'s
     observation methods, which call the nodes' Status rpc from the root namespace, apply)."""
 
-    def __init__(self, root: pathlib.Path, topology: Topology,
-                 node_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, root: pathlib.Path, topology: Topology, node_args: Sequence[str] = ()
+    ) -> None:
         self.root = root
         self.topology = topology
         # One address per node: the node certificates name those addresses.
         document: dict[str, Any] = generate_config(
-            node_count=len(topology.nodes), hosts=[host.address for host in topology.nodes],
-            grpc_port_base=node_grpc_port, raft_port_base=node_raft_port_base)
+            node_count=len(topology.nodes),
+            hosts=[host.address for host in topology.nodes],
+            grpc_port_base=node_grpc_port,
+            raft_port_base=node_raft_port_base,
+        )
         self._use_config(document)
         self.nodes = [
-            self._node_process(position, ["--host", host.address, *node_args],
-                               command_prefix=host.exec_prefix, host=host.address)
+            self._node_process(
+                position,
+                ["--host", host.address, *node_args],
+                command_prefix=host.exec_prefix,
+                host=host.address,
+            )
             for position, host in enumerate(topology.nodes)
         ]
         self.gateways = [
             ServiceProcess(
                 f"gateway{position + 1}",
                 "ledger.cli.gateway",
-                ["--host", host.address, "--port", str(gateway_port),
-                 "--cluster-config", str(self.config_path)],
+                [
+                    "--host",
+                    host.address,
+                    "--port",
+                    str(gateway_port),
+                    "--cluster-config",
+                    str(self.config_path),
+                ],
                 root,
                 command_prefix=host.exec_prefix,
                 host=host.address,
@@ -404,8 +456,9 @@ class NetnsCluster(ClusterService):
         return [*self.nodes, *self.gateways]
 
     def logs(self, lines: int = 60) -> str:
-        return "\n".join(f"----- {p.name} ({p.log_path}) -----\n{p.tail_log(lines)}"
-                         for p in self.processes())
+        return "\n".join(
+            f"----- {p.name} ({p.log_path}) -----\n{p.tail_log(lines)}" for p in self.processes()
+        )
 
     def leader_view(self, timeout_s: float = 2.0) -> dict[int, list[tuple[int, int, bool]]]:
         """shard -> [(node position, term, has_quorum)] of every reachable node that says it
@@ -435,8 +488,11 @@ class NetnsCluster(ClusterService):
             by_shard = [{s.shard: s for s in status.shards} for status in statuses]
             result = {}
             for shard in range(len(self.config.shards)):
-                leaders = [p for p, shards in enumerate(by_shard)
-                           if shards[shard].role == "leader" and shards[shard].has_quorum]
+                leaders = [
+                    p
+                    for p, shards in enumerate(by_shard)
+                    if shards[shard].role == "leader" and shards[shard].has_quorum
+                ]
                 if len(leaders) != 1:
                     return None
                 address = self.config.nodes[leaders[0]].address
@@ -445,8 +501,12 @@ class NetnsCluster(ClusterService):
                 result[shard] = leaders[0]
             return result
 
-        return wait_until(settled, timeout_s, interval_s=0.25,
-                          what="exactly one leader per shard, known to all nodes")
+        return wait_until(
+            settled,
+            timeout_s,
+            interval_s=0.25,
+            what="exactly one leader per shard, known to all nodes",
+        )
 
 
 def now_s(start: float) -> str:

@@ -156,7 +156,9 @@ def test_create_account_is_empty_and_well_formed(stub: Stub) -> None:
 
 
 def test_create_account_gives_distinct_ids(stub: Stub) -> None:
-    created = {stub.CreateAccount(api.CreateAccountRequest(), timeout=T).account.id for _ in range(20)}
+    created = {
+        stub.CreateAccount(api.CreateAccountRequest(), timeout=T).account.id for _ in range(20)
+    }
     assert len(created) == 20
 
 
@@ -404,7 +406,9 @@ def test_idempotency_key_reused_with_other_payload(
 
 
 def test_idempotency_keys_are_scoped_to_the_account(stub: Stub, unique: str) -> None:
-    first, second = (stub.CreateAccount(api.CreateAccountRequest(), timeout=T).account for _ in "ab")
+    first, second = (
+        stub.CreateAccount(api.CreateAccountRequest(), timeout=T).account for _ in "ab"
+    )
     on_first = create_tx(stub, first.id, 10, key=unique)
     on_second = create_tx(stub, second.id, 20, key=unique)  # other amount: not a reuse
     assert on_second.id != on_first.id and on_second.id.startswith(second.id)
@@ -526,7 +530,9 @@ def create_many(stub: Stub, account_id: str, count: int, workers: int = 16) -> s
     """``count`` settled top-ups of 1 created concurrently; returns their ids."""
     with ThreadPoolExecutor(workers) as pool:
         created = list(
-            pool.map(lambda n: create_tx(stub, account_id, 1, description=f"tx {n}").id, range(count))
+            pool.map(
+                lambda n: create_tx(stub, account_id, 1, description=f"tx {n}").id, range(count)
+            )
         )
     assert len(set(created)) == count
     return set(created)
@@ -727,7 +733,9 @@ def test_malformed_request_bytes_are_invalid_argument(
     assert get_account(stub, account.id) == account
 
 
-def test_unknown_fields_are_ignored(channel: grpc.Channel, stub: Stub, new_account: api.Account) -> None:
+def test_unknown_fields_are_ignored(
+    channel: grpc.Channel, stub: Stub, new_account: api.Account
+) -> None:
     request = api.GetAccountRequest(account_id=new_account.id).SerializeToString()
     extended = request + b"\xa0\x06\x01"  # field 100, varint 1: from a newer client
     response = api.GetAccountResponse.FromString(raw_call(channel, "GetAccount", extended))
@@ -743,7 +751,9 @@ def test_unknown_method_is_unimplemented(channel: grpc.Channel, stub: Stub) -> N
     assert HEX16.fullmatch(stub.CreateAccount(api.CreateAccountRequest(), timeout=T).account.id)
 
 
-def test_tiny_deadline_is_deadline_exceeded(service: Any, stub: Stub, new_account: api.Account) -> None:
+def test_tiny_deadline_is_deadline_exceeded(
+    service: Any, stub: Stub, new_account: api.Account
+) -> None:
     """A 1 µs deadline ends in DEADLINE_EXCEEDED and the server keeps serving.
 
     grpc core keeps deadlines at millisecond granularity, so a call that the server answers

@@ -44,6 +44,7 @@ SERVICE = "com.evrblk.monstera_example.ledger.gatewaypb.LedgerServiceApi"
 
 # -- fixtures ------------------------------------------------------------------------------------
 
+
 class Tokens:
     def __init__(self, path: pathlib.Path, write: str, read: str) -> None:
         self.path, self.write, self.read = path, write, read
@@ -59,8 +60,16 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Tokens:
     path = tmp_path_factory.mktemp("tokens") / "tokens.txt"
     made = {}
     for scope in ("write", "read"):
-        result = run_dev("gen-token", "--scope", scope, "--name", f"test-{scope}",
-                         "--tokens-file", str(path), timeout_s=cli_timeout_s)
+        result = run_dev(
+            "gen-token",
+            "--scope",
+            scope,
+            "--name",
+            f"test-{scope}",
+            "--tokens-file",
+            str(path),
+            timeout_s=cli_timeout_s,
+        )
         assert result.returncode == 0, result.stderr
         token = result.stdout.strip()
         assert re.fullmatch(r"ledger_[A-Za-z0-9_-]{43}", token), result.stdout
@@ -82,43 +91,57 @@ def _tls_args(pki: Pki) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory, pki: Pki,
-            tokens: Tokens) -> Iterator[StandaloneService]:
+def secured(
+    tmp_path_factory: pytest.TempPathFactory, pki: Pki, tokens: Tokens
+) -> Iterator[StandaloneService]:
     """Standalone with TLS and bearer tokens."""
-    service = StandaloneService(tmp_path_factory.mktemp("secured"),
-                                server_args=[*_tls_args(pki), "--tokens-file", str(tokens.path)])
+    service = StandaloneService(
+        tmp_path_factory.mktemp("secured"),
+        server_args=[*_tls_args(pki), "--tokens-file", str(tokens.path)],
+    )
     yield from _started(service)
 
 
 @pytest.fixture(scope="module")
 def mtls(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[StandaloneService]:
     """Standalone with TLS that requires client certificates signed by the test CA."""
-    service = StandaloneService(tmp_path_factory.mktemp("mtls"),
-                                server_args=[*_tls_args(pki), "--client-ca", str(pki.ca)])
+    service = StandaloneService(
+        tmp_path_factory.mktemp("mtls"), server_args=[*_tls_args(pki), "--client-ca", str(pki.ca)]
+    )
     yield from _started(service)
 
 
 @pytest.fixture(scope="module")
-def plain_with_tokens(tmp_path_factory: pytest.TempPathFactory,
-                      tokens: Tokens) -> Iterator[StandaloneService]:
-    service = StandaloneService(tmp_path_factory.mktemp("plain-tokens"),
-                                server_args=["--tokens-file", str(tokens.path)])
+def plain_with_tokens(
+    tmp_path_factory: pytest.TempPathFactory, tokens: Tokens
+) -> Iterator[StandaloneService]:
+    service = StandaloneService(
+        tmp_path_factory.mktemp("plain-tokens"), server_args=["--tokens-file", str(tokens.path)]
+    )
     yield from _started(service)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, pki: Pki,
-            tokens: Tokens) -> Iterator[ClusterService]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, pki: Pki, tokens: Tokens
+) -> Iterator[ClusterService]:
     """A 3-node cluster whose gateway serves TLS and requires tokens."""
-    service = ClusterService(tmp_path_factory.mktemp("secured-cluster"),
-                             gateway_args=[*_tls_args(pki), "--tokens-file", str(tokens.path)])
+    service = ClusterService(
+        tmp_path_factory.mktemp("secured-cluster"),
+        gateway_args=[*_tls_args(pki), "--tokens-file", str(tokens.path)],
+    )
     yield from _started(service)
 
 
 # -- clients (plain grpc, on purpose) -------------------------------------------------------------
 
-def tls_channel(address: str, ca: pathlib.Path, cert: pathlib.Path | None = None,
-                key: pathlib.Path | None = None) -> grpc.Channel:
+
+def tls_channel(
+    address: str,
+    ca: pathlib.Path,
+    cert: pathlib.Path | None = None,
+    key: pathlib.Path | None = None,
+) -> grpc.Channel:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=ca.read_bytes(),
         private_key=None if key is None else key.read_bytes(),
@@ -163,46 +186,60 @@ def snapshot(admin: Client, account_id: str) -> tuple[Any, ...]:
     """Balances and the whole history of an account, as seen with the write token."""
     account = admin.GetAccount(api.GetAccountRequest(account_id=account_id)).account
     history = admin.ListTransactions(
-        api.ListTransactionsRequest(account_id=account_id, page_size=1000)).transactions
-    return (account.available_balance, account.settled_balance,
-            tuple((t.id, t.amount, t.status) for t in history))
+        api.ListTransactionsRequest(account_id=account_id, page_size=1000)
+    ).transactions
+    return (
+        account.available_balance,
+        account.settled_balance,
+        tuple((t.id, t.amount, t.status) for t in history),
+    )
 
 
 def funded_account(admin: Client) -> tuple[str, str]:
     """A new account with a settled top-up of 100 and a pending purchase of -10: (id, pending)."""
     account_id = admin.CreateAccount(api.CreateAccountRequest()).account.id
-    admin.CreateTransaction(api.CreateTransactionRequest(account_id=account_id, amount=100,
-                                                         settled=True))
-    pending = admin.CreateTransaction(api.CreateTransactionRequest(
-        account_id=account_id, amount=-10, settled=False)).transaction
+    admin.CreateTransaction(
+        api.CreateTransactionRequest(account_id=account_id, amount=100, settled=True)
+    )
+    pending = admin.CreateTransaction(
+        api.CreateTransactionRequest(account_id=account_id, amount=-10, settled=False)
+    ).transaction
     assert pending.status == api.TRANSACTION_STATUS_PENDING
     return account_id, pending.id
 
 
-def write_calls(client: Client, account_id: str, pending_id: str,
-                other_id: str) -> dict[str, Any]:
+def write_calls(client: Client, account_id: str, pending_id: str, other_id: str) -> dict[str, Any]:
     """One call of every write rpc, each of which would change the account (or ``other_id``, the
     destination of a transfer) if applied."""
     purchase = api.CreateTransactionRequest(account_id=account_id, amount=-1, settled=True)
     return {
-        "CreateTransfer": lambda: client.CreateTransfer(api.CreateTransferRequest(
-            from_account_id=account_id, to_account_id=other_id, amount=5)),
+        "CreateTransfer": lambda: client.CreateTransfer(
+            api.CreateTransferRequest(from_account_id=account_id, to_account_id=other_id, amount=5)
+        ),
         "CreateTransaction": lambda: client.CreateTransaction(purchase),
         "CreateTransactions": lambda: client.CreateTransactions(
-            api.CreateTransactionsRequest(transactions=[purchase, purchase])),
+            api.CreateTransactionsRequest(transactions=[purchase, purchase])
+        ),
         "SettleTransaction": lambda: client.SettleTransaction(
-            api.SettleTransactionRequest(transaction_id=pending_id)),
+            api.SettleTransactionRequest(transaction_id=pending_id)
+        ),
         "CancelTransaction": lambda: client.CancelTransaction(
-            api.CancelTransactionRequest(transaction_id=pending_id)),
+            api.CancelTransactionRequest(transaction_id=pending_id)
+        ),
         "CreateAccount": lambda: client.CreateAccount(
-            api.CreateAccountRequest(idempotency_key=f"auth-test-{account_id}")),
-        "CreateAccounts": lambda: client.CreateAccounts(api.CreateAccountsRequest(
-            accounts=[api.CreateAccountRequest(idempotency_key=f"auth-test-b-{account_id}")])),
+            api.CreateAccountRequest(idempotency_key=f"auth-test-{account_id}")
+        ),
+        "CreateAccounts": lambda: client.CreateAccounts(
+            api.CreateAccountsRequest(
+                accounts=[api.CreateAccountRequest(idempotency_key=f"auth-test-b-{account_id}")]
+            )
+        ),
     }
 
 
-def assert_refused_and_nothing_applied(admin: Client, client: Client, code: grpc.StatusCode,
-                                       reason: str) -> None:
+def assert_refused_and_nothing_applied(
+    admin: Client, client: Client, code: grpc.StatusCode, reason: str
+) -> None:
     account_id, pending_id = funded_account(admin)
     other_id = admin.CreateAccount(api.CreateAccountRequest()).account.id
     before = snapshot(admin, account_id), snapshot(admin, other_id)
@@ -224,7 +261,8 @@ def assert_refused_and_nothing_applied(admin: Client, client: Client, code: grpc
 
 def health_status(channel: grpc.Channel, service: str = "") -> int:
     response = health_pb2_grpc.HealthStub(channel).Check(
-        health_pb2.HealthCheckRequest(service=service), timeout=T)
+        health_pb2.HealthCheckRequest(service=service), timeout=T
+    )
     return int(response.status)
 
 
@@ -244,8 +282,14 @@ def server_line(process: ServiceProcess) -> str:
 def ledger_dev(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "LEDGER_TOKEN"}
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ledger.cli.dev", *args], capture_output=True,
-                          text=True, timeout=cli_timeout_s, env=environment, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli.dev", *args],
+        capture_output=True,
+        text=True,
+        timeout=cli_timeout_s,
+        env=environment,
+        check=False,
+    )
 
 
 def one_line_failure(result: subprocess.CompletedProcess[str]) -> str:
@@ -258,6 +302,7 @@ def one_line_failure(result: subprocess.CompletedProcess[str]) -> str:
 
 # -- standalone with TLS and tokens ---------------------------------------------------------------
 
+
 def test_startup_line_says_tls_and_tokens(secured: StandaloneService) -> None:
     line = server_line(secured.process)
     assert "serving TLS on 127.0.0.1:" in line, line
@@ -265,12 +310,14 @@ def test_startup_line_says_tls_and_tokens(secured: StandaloneService) -> None:
     assert "only processes on this machine can connect" in line, line
 
 
-def test_no_token_is_unauthenticated_and_applies_nothing(secured: StandaloneService, pki: Pki,
-                                                         tokens: Tokens) -> None:
+def test_no_token_is_unauthenticated_and_applies_nothing(
+    secured: StandaloneService, pki: Pki, tokens: Tokens
+) -> None:
     with tls_channel(secured.address, pki.ca) as channel:
         admin = Client(channel, bearer(tokens.write))
-        assert_refused_and_nothing_applied(admin, Client(channel, ()),
-                                           grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")
+        assert_refused_and_nothing_applied(
+            admin, Client(channel, ()), grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"
+        )
         account_id, _ = funded_account(admin)
         anonymous = Client(channel, ())
         for call in (
@@ -280,55 +327,71 @@ def test_no_token_is_unauthenticated_and_applies_nothing(secured: StandaloneServ
             refused(call, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")
 
 
-@pytest.mark.parametrize("metadata", [
-    (("authorization", "Bearer ledger_not-a-token"),),
-    (("authorization", "Basic dXNlcjpwYXNz"),),
-], ids=["unknown-token", "other-scheme"])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        (("authorization", "Bearer ledger_not-a-token"),),
+        (("authorization", "Basic dXNlcjpwYXNz"),),
+    ],
+    ids=["unknown-token", "other-scheme"],
+)
 def test_wrong_token_is_unauthenticated_and_applies_nothing(
-    secured: StandaloneService, pki: Pki, tokens: Tokens, metadata: tuple[tuple[str, str], ...],
+    secured: StandaloneService,
+    pki: Pki,
+    tokens: Tokens,
+    metadata: tuple[tuple[str, str], ...],
 ) -> None:
     with tls_channel(secured.address, pki.ca) as channel:
         admin = Client(channel, bearer(tokens.write))
         reason = "TOKEN_UNKNOWN" if "Bearer" in metadata[0][1] else "TOKEN_MISSING"
-        assert_refused_and_nothing_applied(admin, Client(channel, metadata),
-                                           grpc.StatusCode.UNAUTHENTICATED, reason)
+        assert_refused_and_nothing_applied(
+            admin, Client(channel, metadata), grpc.StatusCode.UNAUTHENTICATED, reason
+        )
 
 
-def test_hash_of_a_token_is_not_a_token(secured: StandaloneService, pki: Pki,
-                                        tokens: Tokens) -> None:
+def test_hash_of_a_token_is_not_a_token(
+    secured: StandaloneService, pki: Pki, tokens: Tokens
+) -> None:
     stored = tokens.path.read_text().split()[-3]  # "sha256:<hex>" of the read token
     with tls_channel(secured.address, pki.ca) as channel:
         for value in (stored, stored.removeprefix("sha256:")):
             client = Client(channel, bearer(value))
-            refused(lambda c=client: c.GetAccount(api.GetAccountRequest(
-                account_id="0123456789abcdef")), grpc.StatusCode.UNAUTHENTICATED,
-                "TOKEN_UNKNOWN")
+            refused(
+                lambda c=client: c.GetAccount(api.GetAccountRequest(account_id="0123456789abcdef")),
+                grpc.StatusCode.UNAUTHENTICATED,
+                "TOKEN_UNKNOWN",
+            )
 
 
-def test_read_token_may_read_but_not_write(secured: StandaloneService, pki: Pki,
-                                           tokens: Tokens) -> None:
+def test_read_token_may_read_but_not_write(
+    secured: StandaloneService, pki: Pki, tokens: Tokens
+) -> None:
     with tls_channel(secured.address, pki.ca) as channel:
         admin = Client(channel, bearer(tokens.write))
         reader = Client(channel, bearer(tokens.read))
-        assert_refused_and_nothing_applied(admin, reader, grpc.StatusCode.PERMISSION_DENIED,
-                                           "INSUFFICIENT_SCOPE")
+        assert_refused_and_nothing_applied(
+            admin, reader, grpc.StatusCode.PERMISSION_DENIED, "INSUFFICIENT_SCOPE"
+        )
         account_id, pending_id = funded_account(admin)
         account = reader.GetAccount(api.GetAccountRequest(account_id=account_id)).account
         assert (account.available_balance, account.settled_balance) == (90, 100)
         transaction = reader.GetTransaction(
-            api.GetTransactionRequest(transaction_id=pending_id)).transaction
+            api.GetTransactionRequest(transaction_id=pending_id)
+        ).transaction
         assert transaction.status == api.TRANSACTION_STATUS_PENDING
         listed = reader.ListTransactions(api.ListTransactionsRequest(account_id=account_id))
         assert [t.amount for t in listed.transactions] == [100, -10]
         other_id = admin.CreateAccount(api.CreateAccountRequest()).account.id
-        transfer = admin.CreateTransfer(api.CreateTransferRequest(
-            from_account_id=account_id, to_account_id=other_id, amount=7)).transfer
+        transfer = admin.CreateTransfer(
+            api.CreateTransferRequest(from_account_id=account_id, to_account_id=other_id, amount=7)
+        ).transfer
         seen = reader.GetTransfer(api.GetTransferRequest(transfer_id=transfer.id)).transfer
         assert (seen.id, seen.amount, seen.status) == (transfer.id, 7, transfer.status)
         # PERMISSION_DENIED carries what was needed and what the token has.
         with pytest.raises(grpc.RpcError) as caught:
-            reader.CreateTransaction(api.CreateTransactionRequest(account_id=account_id,
-                                                                  amount=5, settled=True))
+            reader.CreateTransaction(
+                api.CreateTransactionRequest(account_id=account_id, amount=5, settled=True)
+            )
         status = rpc_status.from_call(caught.value)  # type: ignore[arg-type]
         assert status is not None
         info = error_details_pb2.ErrorInfo()
@@ -336,19 +399,27 @@ def test_read_token_may_read_but_not_write(secured: StandaloneService, pki: Pki,
         assert dict(info.metadata) == {"required_scope": "write", "token_scope": "read"}
 
 
-def test_write_token_may_do_everything(secured: StandaloneService, pki: Pki,
-                                       tokens: Tokens) -> None:
+def test_write_token_may_do_everything(
+    secured: StandaloneService, pki: Pki, tokens: Tokens
+) -> None:
     with tls_channel(secured.address, pki.ca) as channel:
         writer = Client(channel, bearer(tokens.write))
         account_id, pending_id = funded_account(writer)
         settled = writer.SettleTransaction(api.SettleTransactionRequest(transaction_id=pending_id))
         assert settled.transaction.status == api.TRANSACTION_STATUS_SETTLED
-        batch = writer.CreateTransactions(api.CreateTransactionsRequest(transactions=[
-            api.CreateTransactionRequest(account_id=account_id, amount=-1, settled=True)] * 3))
+        batch = writer.CreateTransactions(
+            api.CreateTransactionsRequest(
+                transactions=[
+                    api.CreateTransactionRequest(account_id=account_id, amount=-1, settled=True)
+                ]
+                * 3
+            )
+        )
         assert [r.status.code for r in batch.results] == [0, 0, 0]
         assert snapshot(writer, account_id)[:2] == (87, 87)
-        created = writer.CreateAccounts(api.CreateAccountsRequest(
-            accounts=[api.CreateAccountRequest()] * 2))
+        created = writer.CreateAccounts(
+            api.CreateAccountsRequest(accounts=[api.CreateAccountRequest()] * 2)
+        )
         assert [r.status.code for r in created.results] == [0, 0]
 
 
@@ -358,8 +429,9 @@ def test_health_needs_no_token(secured: StandaloneService, pki: Pki) -> None:
         assert health_status(channel, SERVICE) == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_reflection_follows_the_read_rule(secured: StandaloneService, pki: Pki,
-                                          tokens: Tokens) -> None:
+def test_reflection_follows_the_read_rule(
+    secured: StandaloneService, pki: Pki, tokens: Tokens
+) -> None:
     with tls_channel(secured.address, pki.ca) as channel:
         with pytest.raises(grpc.RpcError) as caught:
             list_services(channel, None)
@@ -368,23 +440,28 @@ def test_reflection_follows_the_read_rule(secured: StandaloneService, pki: Pki,
         assert SERVICE in list_services(channel, tokens.write)
 
 
-def test_plaintext_client_cannot_talk_to_a_tls_server(secured: StandaloneService,
-                                                      tokens: Tokens) -> None:
+def test_plaintext_client_cannot_talk_to_a_tls_server(
+    secured: StandaloneService, tokens: Tokens
+) -> None:
     with grpc.insecure_channel(secured.address) as channel:
         client = Client(channel, bearer(tokens.write))
-        refused(lambda: client.CreateAccount(api.CreateAccountRequest()),
-                grpc.StatusCode.UNAVAILABLE)
+        refused(
+            lambda: client.CreateAccount(api.CreateAccountRequest()), grpc.StatusCode.UNAVAILABLE
+        )
 
 
-def test_client_that_does_not_trust_the_ca_cannot_connect(secured: StandaloneService, pki: Pki,
-                                                          tokens: Tokens) -> None:
+def test_client_that_does_not_trust_the_ca_cannot_connect(
+    secured: StandaloneService, pki: Pki, tokens: Tokens
+) -> None:
     with tls_channel(secured.address, pki.other_ca) as channel:
         client = Client(channel, bearer(tokens.write))
-        refused(lambda: client.CreateAccount(api.CreateAccountRequest()),
-                grpc.StatusCode.UNAVAILABLE)
+        refused(
+            lambda: client.CreateAccount(api.CreateAccountRequest()), grpc.StatusCode.UNAVAILABLE
+        )
 
 
 # -- the dev CLI and probe_load against it --------------------------------------------------------
+
 
 def test_dev_cli_with_tls_and_token(secured: StandaloneService, pki: Pki, tokens: Tokens) -> None:
     tls = ["--gateway", secured.address, "--tls-ca", str(pki.ca)]
@@ -394,8 +471,9 @@ def test_dev_cli_with_tls_and_token(secured: StandaloneService, pki: Pki, tokens
     assert len(account_ids) == 3
 
     # The token from the environment, as documented.
-    scenario = ledger_dev("scenario-1", "--account-id", account_ids[0], *tls,
-                          env={"LEDGER_TOKEN": tokens.write})
+    scenario = ledger_dev(
+        "scenario-1", "--account-id", account_ids[0], *tls, env={"LEDGER_TOKEN": tokens.write}
+    )
     assert scenario.returncode == 0, scenario.stderr
     assert "balance: 90 available, 90 settled" in scenario.stdout
     transfers = ledger_dev("scenario-2", *tls, env={"LEDGER_TOKEN": tokens.write})
@@ -403,9 +481,22 @@ def test_dev_cli_with_tls_and_token(secured: StandaloneService, pki: Pki, tokens
     assert "TRANSFER_STATUS_COMPLETED" in transfers.stdout
     assert "TRANSFER_STATUS_INSUFFICIENT_FUNDS" in transfers.stdout
 
-    bench = ledger_dev("bench", *tls, "--json", "--duration", "1", "--warmup", "0.2",
-                       "--concurrency", "4", "--accounts", "4", "--mix",
-                       "create_settled=3,get=1,list=1", env={"LEDGER_TOKEN": tokens.write})
+    bench = ledger_dev(
+        "bench",
+        *tls,
+        "--json",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--concurrency",
+        "4",
+        "--accounts",
+        "4",
+        "--mix",
+        "create_settled=3,get=1,list=1",
+        env={"LEDGER_TOKEN": tokens.write},
+    )
     assert bench.returncode == 0, bench.stderr
     document = json.loads(bench.stdout)
     assert document["total"]["ops"] > 0 and document["errors"] == {}
@@ -413,53 +504,100 @@ def test_dev_cli_with_tls_and_token(secured: StandaloneService, pki: Pki, tokens
     assert tokens.write not in bench.stdout + bench.stderr
 
     with tls_channel(secured.address, pki.ca) as channel:
-        account = Client(channel, bearer(tokens.read)).GetAccount(
-            api.GetAccountRequest(account_id=account_ids[0])).account
+        account = (
+            Client(channel, bearer(tokens.read))
+            .GetAccount(api.GetAccountRequest(account_id=account_ids[0]))
+            .account
+        )
         assert account.settled_balance == 90
 
 
-def test_dev_cli_refusals_are_one_line(secured: StandaloneService, pki: Pki,
-                                       tokens: Tokens) -> None:
+def test_dev_cli_refusals_are_one_line(
+    secured: StandaloneService, pki: Pki, tokens: Tokens
+) -> None:
     address = secured.address
-    no_tls = one_line_failure(ledger_dev("seed-accounts", "--count", "1", "--gateway", address,
-                                         "--token", tokens.write))
+    no_tls = one_line_failure(
+        ledger_dev("seed-accounts", "--count", "1", "--gateway", address, "--token", tokens.write)
+    )
     assert "not reachable" in no_tls and "--tls-ca" in no_tls
-    no_token = one_line_failure(ledger_dev("seed-accounts", "--count", "1", "--gateway", address,
-                                           "--tls-ca", str(pki.ca)))
+    no_token = one_line_failure(
+        ledger_dev("seed-accounts", "--count", "1", "--gateway", address, "--tls-ca", str(pki.ca))
+    )
     assert "UNAUTHENTICATED" in no_token
-    read_only = one_line_failure(ledger_dev("seed-accounts", "--count", "1", "--gateway", address,
-                                            "--tls-ca", str(pki.ca), "--token", tokens.read))
+    read_only = one_line_failure(
+        ledger_dev(
+            "seed-accounts",
+            "--count",
+            "1",
+            "--gateway",
+            address,
+            "--tls-ca",
+            str(pki.ca),
+            "--token",
+            tokens.read,
+        )
+    )
     assert "PERMISSION_DENIED" in read_only
-    bench = ledger_dev("bench", "--gateway", address, "--tls-ca", str(pki.ca), "--duration", "1",
-                       "--token", tokens.read)
+    bench = ledger_dev(
+        "bench",
+        "--gateway",
+        address,
+        "--tls-ca",
+        str(pki.ca),
+        "--duration",
+        "1",
+        "--token",
+        tokens.read,
+    )
     assert bench.returncode != 0 and "Traceback" not in bench.stderr
     assert "account setup failed: PERMISSION_DENIED" in bench.stderr.strip().splitlines()[-1]
 
 
-def test_probe_load_with_tls_and_token(secured: StandaloneService, pki: Pki,
-                                       tokens: Tokens) -> None:
+def test_probe_load_with_tls_and_token(
+    secured: StandaloneService, pki: Pki, tokens: Tokens
+) -> None:
     environment = dict(os.environ, LEDGER_TOKEN=tokens.write)
     result = subprocess.run(
-        [sys.executable, "-m", "ledger.tools.probe_load", "--target", secured.address,
-         "--tls-ca", str(pki.ca), "--kind", "single", "--in-flight", "4", "--accounts", "4",
-         "--warmup", "0.2", "--seconds", "1"],
-        capture_output=True, text=True, timeout=cli_timeout_s, env=environment, check=False)
+        [
+            sys.executable,
+            "-m",
+            "ledger.tools.probe_load",
+            "--target",
+            secured.address,
+            "--tls-ca",
+            str(pki.ca),
+            "--kind",
+            "single",
+            "--in-flight",
+            "4",
+            "--accounts",
+            "4",
+            "--warmup",
+            "0.2",
+            "--seconds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=cli_timeout_s,
+        env=environment,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["calls_per_s"] > 0 and document["errors"] == {}
 
 
-# -- mTLS -------------------------------------------------------------------------------------------
+# -- mTLS ------------------------------------------------------------------------------------------
 
-def test_mtls_requires_a_client_certificate_from_the_ca(mtls: StandaloneService,
-                                                        pki: Pki) -> None:
+
+def test_mtls_requires_a_client_certificate_from_the_ca(mtls: StandaloneService, pki: Pki) -> None:
     assert "client certificates signed by" in server_line(mtls.process)
     request = api.CreateAccountRequest()
     with tls_channel(mtls.address, pki.ca) as channel:
         client = Client(channel, ())
         refused(lambda: client.CreateAccount(request), grpc.StatusCode.UNAVAILABLE)
-    with tls_channel(mtls.address, pki.ca, pki.other_client_cert,
-                     pki.other_client_key) as channel:
+    with tls_channel(mtls.address, pki.ca, pki.other_client_cert, pki.other_client_key) as channel:
         client = Client(channel, ())
         refused(lambda: client.CreateAccount(request), grpc.StatusCode.UNAVAILABLE)
     with tls_channel(mtls.address, pki.ca, pki.client_cert, pki.client_key) as channel:
@@ -468,14 +606,25 @@ def test_mtls_requires_a_client_certificate_from_the_ca(mtls: StandaloneService,
 
 
 def test_dev_cli_with_a_client_certificate(mtls: StandaloneService, pki: Pki) -> None:
-    result = ledger_dev("seed-accounts", "--count", "2", "--gateway", mtls.address,
-                        "--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
-                        "--tls-key", str(pki.client_key))
+    result = ledger_dev(
+        "seed-accounts",
+        "--count",
+        "2",
+        "--gateway",
+        mtls.address,
+        "--tls-ca",
+        str(pki.ca),
+        "--tls-cert",
+        str(pki.client_cert),
+        "--tls-key",
+        str(pki.client_key),
+    )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
 
 
 # -- plaintext: open by default, tokens possible ---------------------------------------------------
+
 
 def test_default_server_says_it_is_open_plaintext_on_loopback(
     tmp_path: pathlib.Path,
@@ -489,32 +638,46 @@ def test_default_server_says_it_is_open_plaintext_on_loopback(
             assert Client(channel, ()).CreateAccount(api.CreateAccountRequest()).account.id
 
 
-def test_tokens_work_over_plaintext_too(plain_with_tokens: StandaloneService,
-                                       tokens: Tokens) -> None:
+def test_tokens_work_over_plaintext_too(
+    plain_with_tokens: StandaloneService, tokens: Tokens
+) -> None:
     assert "tokens cross the network unencrypted" in server_line(plain_with_tokens.process)
     with grpc.insecure_channel(plain_with_tokens.address) as channel:
         admin = Client(channel, bearer(tokens.write))
-        assert_refused_and_nothing_applied(admin, Client(channel, ()),
-                                           grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")
+        assert_refused_and_nothing_applied(
+            admin, Client(channel, ()), grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"
+        )
         assert health_status(channel) == health_pb2.HealthCheckResponse.SERVING
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--tls-cert", "{cert}"], "--tls-cert and --tls-key go together"),
-    (["--client-ca", "{ca}"], "--client-ca needs --tls-cert"),
-    (["--tls-cert", "{cert}", "--tls-key", "{client_key}"], "does not belong to"),
-    (["--tokens-file", "{missing}"], "cannot read tokens file"),
-])
-def test_bad_server_flags_fail_in_one_line(tmp_path: pathlib.Path, pki: Pki, args: list[str],
-                                           fragment: str) -> None:
-    values = {"cert": pki.server_cert, "ca": pki.ca, "client_key": pki.client_key,
-              "missing": tmp_path / "missing.txt"}
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--tls-cert", "{cert}"], "--tls-cert and --tls-key go together"),
+        (["--client-ca", "{ca}"], "--client-ca needs --tls-cert"),
+        (["--tls-cert", "{cert}", "--tls-key", "{client_key}"], "does not belong to"),
+        (["--tokens-file", "{missing}"], "cannot read tokens file"),
+    ],
+)
+def test_bad_server_flags_fail_in_one_line(
+    tmp_path: pathlib.Path, pki: Pki, args: list[str], fragment: str
+) -> None:
+    values = {
+        "cert": pki.server_cert,
+        "ca": pki.ca,
+        "client_key": pki.client_key,
+        "missing": tmp_path / "missing.txt",
+    }
     argv = [arg.format(**values) for arg in args]
     for module in ("ledger.cli.standalone", "ledger.cli.gateway"):
         extra = ["--data-dir", str(tmp_path / "data")] if module.endswith("standalone") else []
-        result = subprocess.run([sys.executable, "-m", module, "--port", "0", *extra, *argv],
-                                capture_output=True, text=True, timeout=cli_timeout_s,
-                                check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", module, "--port", "0", *extra, *argv],
+            capture_output=True,
+            text=True,
+            timeout=cli_timeout_s,
+            check=False,
+        )
         line = one_line_failure(result)
         assert fragment in line, (module, line)
     assert not (tmp_path / "data").exists()  # refused before the data dir was opened
@@ -522,37 +685,70 @@ def test_bad_server_flags_fail_in_one_line(tmp_path: pathlib.Path, pki: Pki, arg
 
 # -- the gateway of a real cluster -----------------------------------------------------------------
 
-def test_cluster_gateway_with_tls_and_tokens(cluster: ClusterService, pki: Pki,
-                                             tokens: Tokens) -> None:
+
+def test_cluster_gateway_with_tls_and_tokens(
+    cluster: ClusterService, pki: Pki, tokens: Tokens
+) -> None:
     line = server_line(cluster.gateway)
     assert line.startswith("ledger-gateway: serving TLS on") and "bearer tokens" in line
     with grpc.insecure_channel(cluster.address) as channel:
         client = Client(channel, bearer(tokens.write))
-        refused(lambda: client.CreateAccount(api.CreateAccountRequest()),
-                grpc.StatusCode.UNAVAILABLE)
+        refused(
+            lambda: client.CreateAccount(api.CreateAccountRequest()), grpc.StatusCode.UNAVAILABLE
+        )
     with tls_channel(cluster.address, pki.ca) as channel:
         assert health_status(channel) == health_pb2.HealthCheckResponse.SERVING
         admin = Client(channel, bearer(tokens.write))
         for client, code, reason in (
             (Client(channel, ()), grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"),
-            (Client(channel, bearer("ledger_wrong")), grpc.StatusCode.UNAUTHENTICATED,
-             "TOKEN_UNKNOWN"),
-            (Client(channel, bearer(tokens.read)), grpc.StatusCode.PERMISSION_DENIED,
-             "INSUFFICIENT_SCOPE"),
+            (
+                Client(channel, bearer("ledger_wrong")),
+                grpc.StatusCode.UNAUTHENTICATED,
+                "TOKEN_UNKNOWN",
+            ),
+            (
+                Client(channel, bearer(tokens.read)),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "INSUFFICIENT_SCOPE",
+            ),
         ):
             assert_refused_and_nothing_applied(admin, client, code, reason)
         account_id, _ = funded_account(admin)
         reader = Client(channel, bearer(tokens.read))
-        assert reader.GetAccount(api.GetAccountRequest(account_id=account_id)).account \
-            .settled_balance == 100
+        assert (
+            reader.GetAccount(api.GetAccountRequest(account_id=account_id)).account.settled_balance
+            == 100
+        )
         assert SERVICE in list_services(channel, tokens.read)
 
-    seeded = ledger_dev("seed-accounts", "--count", "2", "--gateway", cluster.address,
-                        "--tls-ca", str(pki.ca), env={"LEDGER_TOKEN": tokens.write})
+    seeded = ledger_dev(
+        "seed-accounts",
+        "--count",
+        "2",
+        "--gateway",
+        cluster.address,
+        "--tls-ca",
+        str(pki.ca),
+        env={"LEDGER_TOKEN": tokens.write},
+    )
     assert seeded.returncode == 0, seeded.stderr
     assert len(re.findall(r"created account [0-9a-f]{16}", seeded.stdout)) == 2
-    bench = ledger_dev("bench", "--gateway", cluster.address, "--tls-ca", str(pki.ca), "--json",
-                       "--duration", "1", "--warmup", "0.2", "--concurrency", "4",
-                       "--accounts", "4", env={"LEDGER_TOKEN": tokens.write})
+    bench = ledger_dev(
+        "bench",
+        "--gateway",
+        cluster.address,
+        "--tls-ca",
+        str(pki.ca),
+        "--json",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--concurrency",
+        "4",
+        "--accounts",
+        "4",
+        env={"LEDGER_TOKEN": tokens.write},
+    )
     assert bench.returncode == 0, bench.stderr
     assert json.loads(bench.stdout)["errors"] == {}

@@ -30,12 +30,12 @@ from ledger import limits
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 
-T = 10.0          # deadline of small calls
-T_BIG = 30.0      # deadline of 1000-item batches (a cluster applies them over 16 Raft groups)
+T = 10.0  # deadline of small calls
+T_BIG = 30.0  # deadline of 1000-item batches (a cluster applies them over 16 Raft groups)
 OK = 0
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]  # 3
-NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]                # 5
-ALREADY_EXISTS = grpc.StatusCode.ALREADY_EXISTS.value[0]      # 6
+NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]  # 5
+ALREADY_EXISTS = grpc.StatusCode.ALREADY_EXISTS.value[0]  # 6
 SETTLED = api.TRANSACTION_STATUS_SETTLED
 PENDING = api.TRANSACTION_STATUS_PENDING
 INSUFFICIENT = api.TRANSACTION_STATUS_INSUFFICIENT_FUNDS
@@ -45,22 +45,30 @@ HEX32 = re.compile(r"[0-9a-f]{32}")
 Stub = ledger_api_pb2_grpc.LedgerServiceApiStub
 
 
-def tx(account_id: str, amount: int, settled: bool = True, key: str = "",
-       description: str = "batch") -> api.CreateTransactionRequest:
-    return api.CreateTransactionRequest(account_id=account_id, amount=amount, settled=settled,
-                                        idempotency_key=key, description=description)
+def tx(
+    account_id: str, amount: int, settled: bool = True, key: str = "", description: str = "batch"
+) -> api.CreateTransactionRequest:
+    return api.CreateTransactionRequest(
+        account_id=account_id,
+        amount=amount,
+        settled=settled,
+        idempotency_key=key,
+        description=description,
+    )
 
 
-def create_transactions(stub: Stub, items: list[api.CreateTransactionRequest],
-                        timeout: float = T) -> list[api.CreateTransactionResult]:
+def create_transactions(
+    stub: Stub, items: list[api.CreateTransactionRequest], timeout: float = T
+) -> list[api.CreateTransactionResult]:
     request = api.CreateTransactionsRequest(transactions=items)
     results = list(stub.CreateTransactions(request, timeout=timeout).results)
     assert len(results) == len(items)
     return results
 
 
-def create_accounts(stub: Stub, items: list[api.CreateAccountRequest],
-                    timeout: float = T) -> list[api.CreateAccountResult]:
+def create_accounts(
+    stub: Stub, items: list[api.CreateAccountRequest], timeout: float = T
+) -> list[api.CreateAccountResult]:
     request = api.CreateAccountsRequest(accounts=items)
     results = list(stub.CreateAccounts(request, timeout=timeout).results)
     assert len(results) == len(items)
@@ -83,9 +91,11 @@ def balances(stub: Stub, account_id: str) -> tuple[int, int]:
 
 
 def listed(stub: Stub, account_id: str) -> list[api.Transaction]:
-    return list(stub.ListTransactions(
-        api.ListTransactionsRequest(account_id=account_id, page_size=1000), timeout=T
-    ).transactions)
+    return list(
+        stub.ListTransactions(
+            api.ListTransactionsRequest(account_id=account_id, page_size=1000), timeout=T
+        ).transactions
+    )
 
 
 def fresh_accounts(stub: Stub, count: int) -> list[str]:
@@ -118,15 +128,15 @@ def test_mixed_items_get_their_own_status_in_request_order(
     account_id = new_account.id
     unknown = "00000000000000ff"
     items = [
-        tx(account_id, 100),                      # 0 ok
-        tx("not-an-id", 5),                       # 1 bad id
-        tx(account_id, 0),                        # 2 amount 0
-        tx(unknown, 5),                           # 3 unknown account
-        tx(account_id, -30, settled=False),       # 4 ok, pending purchase
-        tx(account_id.upper(), 5),                # 5 bad id (strict parsing)
+        tx(account_id, 100),  # 0 ok
+        tx("not-an-id", 5),  # 1 bad id
+        tx(account_id, 0),  # 2 amount 0
+        tx(unknown, 5),  # 3 unknown account
+        tx(account_id, -30, settled=False),  # 4 ok, pending purchase
+        tx(account_id.upper(), 5),  # 5 bad id (strict parsing)
         tx(account_id, 7, description="x" * (limits.description_bytes_max + 1)),  # 6 too long
-        tx(account_id, 1, key="k" * (limits.idempotency_key_bytes_max + 1)),       # 7 key too long
-        tx(account_id, 11),                       # 8 ok
+        tx(account_id, 1, key="k" * (limits.idempotency_key_bytes_max + 1)),  # 7 key too long
+        tx(account_id, 11),  # 8 ok
     ]
     results = create_transactions(stub, items)
 
@@ -198,8 +208,10 @@ def test_full_batch_on_one_account_with_largest_descriptions(
     # All 1000 items land on one shard (one group, ~1.1 MB of commands): the largest entry a
     # client can cause. Items are applied in request order, so the listing is in that order.
     description = "d" * limits.description_bytes_max
-    items = [tx(new_account.id, position + 1, description=description)
-             for position in range(limits.batch_items_max)]
+    items = [
+        tx(new_account.id, position + 1, description=description)
+        for position in range(limits.batch_items_max)
+    ]
     results = create_transactions(stub, items, timeout=T_BIG)
     ids = [assert_ok(result).id for result in results]
     total = sum(range(1, limits.batch_items_max + 1))
@@ -235,9 +247,7 @@ def test_same_key_different_payload_in_one_batch(stub: Stub, new_account: api.Ac
     assert balances(stub, new_account.id) == (amount, amount)
 
 
-def test_key_reused_with_other_amount_across_batches(
-    stub: Stub, new_account: api.Account
-) -> None:
+def test_key_reused_with_other_amount_across_batches(stub: Stub, new_account: api.Account) -> None:
     key = uuid.uuid4().hex
     original = assert_ok(create_transactions(stub, [tx(new_account.id, 25, key=key)])[0])
     results = create_transactions(
@@ -299,11 +309,14 @@ def test_create_accounts_distinct_fresh_ids(stub: Stub) -> None:
 
 def test_create_accounts_key_too_long_item_fails_alone(stub: Stub) -> None:
     max_key = uuid.uuid4().hex.ljust(limits.idempotency_key_bytes_max, "k")
-    results = create_accounts(stub, [
-        api.CreateAccountRequest(),
-        api.CreateAccountRequest(idempotency_key="k" * (limits.idempotency_key_bytes_max + 1)),
-        api.CreateAccountRequest(idempotency_key=max_key),
-    ])
+    results = create_accounts(
+        stub,
+        [
+            api.CreateAccountRequest(),
+            api.CreateAccountRequest(idempotency_key="k" * (limits.idempotency_key_bytes_max + 1)),
+            api.CreateAccountRequest(idempotency_key=max_key),
+        ],
+    )
     assert results[0].status.code == OK and HEX16.fullmatch(results[0].account.id)
     assert_failed(results[1], INVALID_ARGUMENT, "IDEMPOTENCY_KEY_TOO_LONG")
     # A key of exactly the maximum length is fine.
@@ -312,11 +325,14 @@ def test_create_accounts_key_too_long_item_fails_alone(stub: Stub) -> None:
 
 def test_create_accounts_same_key_returns_same_account(stub: Stub) -> None:
     key = uuid.uuid4().hex
-    results = create_accounts(stub, [
-        api.CreateAccountRequest(idempotency_key=key),
-        api.CreateAccountRequest(idempotency_key=key),
-        api.CreateAccountRequest(),
-    ])
+    results = create_accounts(
+        stub,
+        [
+            api.CreateAccountRequest(idempotency_key=key),
+            api.CreateAccountRequest(idempotency_key=key),
+            api.CreateAccountRequest(),
+        ],
+    )
     assert all(result.status.code == OK for result in results), [r.status for r in results]
     assert results[0].account.id == results[1].account.id
     assert results[2].account.id != results[0].account.id

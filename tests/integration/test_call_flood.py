@@ -32,9 +32,9 @@ from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 
 CALLS = 10_000
-CONNECTIONS = (1, 4)               # one connection, and "a few" (4 x 256 open calls at most)
+CONNECTIONS = (1, 4)  # one connection, and "a few" (4 x 256 open calls at most)
 ACCOUNTS = 16
-CALL_TIMEOUT_S = 120.0            # most of it is spent queued in the client, not the server
+CALL_TIMEOUT_S = 120.0  # most of it is spent queued in the client, not the server
 RSS_GROWTH_MAX = 500 * 1024 * 1024  # bytes; generous: measured +20 to +40 MiB
 Code = grpc.StatusCode
 
@@ -57,13 +57,17 @@ def memory_bytes(pid: int) -> dict[str, int]:
 
 
 def processes(service: Any) -> list[Any]:
-    found = [p for p in (getattr(service, "process", None), getattr(service, "gateway", None))
-             if p is not None]
+    found = [
+        p
+        for p in (getattr(service, "process", None), getattr(service, "gateway", None))
+        if p is not None
+    ]
     return found + list(getattr(service, "nodes", ()))
 
 
-async def flood(address: str, connections: int
-                ) -> tuple[collections.Counter[str], dict[str, int], list[str]]:
+async def flood(
+    address: str, connections: int
+) -> tuple[collections.Counter[str], dict[str, int], list[str]]:
     """Start CALLS calls at once; (status counts, OK top-ups per account, account ids)."""
     options = [("grpc.use_local_subchannel_pool", 1)]  # one connection per channel
     channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(connections)]
@@ -83,12 +87,16 @@ async def flood(address: str, connections: int
             account_id = accounts[(n // 2) % ACCOUNTS]
             try:
                 if n % 2:
-                    await stub.GetAccount(api.GetAccountRequest(account_id=account_id),
-                                          timeout=CALL_TIMEOUT_S)
+                    await stub.GetAccount(
+                        api.GetAccountRequest(account_id=account_id), timeout=CALL_TIMEOUT_S
+                    )
                 else:
-                    await stub.CreateTransaction(api.CreateTransactionRequest(
-                        account_id=account_id, amount=1, settled=True, description=f"flood {n}"),
-                        timeout=CALL_TIMEOUT_S)
+                    await stub.CreateTransaction(
+                        api.CreateTransactionRequest(
+                            account_id=account_id, amount=1, settled=True, description=f"flood {n}"
+                        ),
+                        timeout=CALL_TIMEOUT_S,
+                    )
                     credited[account_id] += 1
                 codes["OK"] += 1
             except grpc.aio.AioRpcError as error:
@@ -108,14 +116,19 @@ def test_ten_thousand_calls_at_once(service: Any, connections: int) -> None:
     codes, credited, accounts = asyncio.run(flood(service.address, connections))
     after = memory_bytes(pid)
     mib = 1024 * 1024
-    print(f"\n{service.kind}: {CALLS} calls over {connections} connections: {dict(codes)}; "
-          f"server RSS {before['VmRSS'] // mib} MiB before, peak {after['VmHWM'] // mib} MiB, "
-          f"{after['VmRSS'] // mib} MiB after")
+    print(
+        f"\n{service.kind}: {CALLS} calls over {connections} connections: {dict(codes)}; "
+        f"server RSS {before['VmRSS'] // mib} MiB before, peak {after['VmHWM'] // mib} MiB, "
+        f"{after['VmRSS'] // mib} MiB after"
+    )
 
     dead = [p.name for p in processes(service) if not p.alive()]
     assert not dead, f"{dead} died under the flood"
-    unexpected = {k: n for k, n in codes.items()
-                  if k != "OK" and not k.startswith(f"{Code.RESOURCE_EXHAUSTED.name}:")}
+    unexpected = {
+        k: n
+        for k, n in codes.items()
+        if k != "OK" and not k.startswith(f"{Code.RESOURCE_EXHAUSTED.name}:")
+    }
     assert not unexpected, f"answers other than OK or RESOURCE_EXHAUSTED: {unexpected}"
     assert sum(codes.values()) == CALLS
     assert codes["OK"] > 0
@@ -125,8 +138,9 @@ def test_ten_thousand_calls_at_once(service: Any, connections: int) -> None:
     with grpc.insecure_channel(service.address) as channel:
         stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
         for account_id in accounts:
-            account = stub.GetAccount(api.GetAccountRequest(account_id=account_id),
-                                      timeout=30).account
+            account = stub.GetAccount(
+                api.GetAccountRequest(account_id=account_id), timeout=30
+            ).account
             assert account.settled_balance == account.available_balance == credited[account_id]
 
 

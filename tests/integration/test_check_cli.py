@@ -35,9 +35,18 @@ def cluster(tmp_path: pathlib.Path) -> Iterator[ClusterService]:
 
 def _check(cluster: ClusterService) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ledger.cli.dev", "check", "--cluster-config",
-         str(cluster.config_path)],
-        capture_output=True, text=True, timeout=check_timeout_s, check=False,
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli.dev",
+            "check",
+            "--cluster-config",
+            str(cluster.config_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=check_timeout_s,
+        check=False,
     )
 
 
@@ -46,8 +55,10 @@ def test_check_passes_then_reports_a_dead_node(cluster: ClusterService) -> None:
         stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
         for _ in range(8):
             account = stub.CreateAccount(api.CreateAccountRequest(), timeout=10).account
-            stub.CreateTransaction(api.CreateTransactionRequest(
-                account_id=account.id, amount=10, settled=True), timeout=10)
+            stub.CreateTransaction(
+                api.CreateTransactionRequest(account_id=account.id, amount=10, settled=True),
+                timeout=10,
+            )
     healthy = _check(cluster)
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert "ok: 16 shards" in healthy.stdout

@@ -67,7 +67,9 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_seed_accounts(standalone: StandaloneService, stub: ledger_api_pb2_grpc.LedgerServiceApiStub) -> None:
+def test_seed_accounts(
+    standalone: StandaloneService, stub: ledger_api_pb2_grpc.LedgerServiceApiStub
+) -> None:
     result = ledger_dev("seed-accounts", "--count", "3", "--gateway", standalone.address)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -83,7 +85,9 @@ def test_seed_accounts(standalone: StandaloneService, stub: ledger_api_pb2_grpc.
         assert (account.available_balance, account.settled_balance) == (0, 0)
 
 
-def test_scenario_1(standalone: StandaloneService, stub: ledger_api_pb2_grpc.LedgerServiceApiStub) -> None:
+def test_scenario_1(
+    standalone: StandaloneService, stub: ledger_api_pb2_grpc.LedgerServiceApiStub
+) -> None:
     account_id = stub.CreateAccount(api.CreateAccountRequest(), timeout=T).account.id
     result = ledger_dev("scenario-1", "--account-id", account_id, "--gateway", standalone.address)
     assert result.returncode == 0, result.stderr
@@ -135,22 +139,35 @@ def test_scenario_2(service: Any) -> None:
     expected = [
         rf"from account id: {a} \(shard (\d+)\)",
         rf"to account id: {a} \(shard (\d+)\)",
-        balance(0, 0), balance(0, 0),
+        balance(0, 0),
+        balance(0, 0),
         rf"Created transaction {tx} for amount 100: TRANSACTION_STATUS_SETTLED",
-        balance(100, 100), balance(0, 0),
-        (rf"Created transfer {tx} for amount 30 from {a} to {a} with idempotency key {key}: "
-         r"TRANSFER_STATUS_COMPLETED"),
+        balance(100, 100),
+        balance(0, 0),
+        (
+            rf"Created transfer {tx} for amount 30 from {a} to {a} with idempotency key {key}: "
+            r"TRANSFER_STATUS_COMPLETED"
+        ),
         rf"  debit transaction {tx} for amount -30: TRANSACTION_STATUS_SETTLED, transfer {tx}",
         rf"  credit transaction {tx} for amount 30: TRANSACTION_STATUS_SETTLED, transfer {tx}",
-        balance(70, 70), balance(30, 30),
-        (rf"Retried transfer with idempotency key {key}: transfer {tx}, "
-         r"TRANSFER_STATUS_COMPLETED \(the same transfer\)"),
-        balance(70, 70), balance(30, 30),
-        (rf"Created transfer {tx} for amount 1000 from {a} to {a}: "
-         r"TRANSFER_STATUS_INSUFFICIENT_FUNDS"),
-        (rf"  debit transaction {tx} for amount -1000: TRANSACTION_STATUS_INSUFFICIENT_FUNDS, "
-         rf"transfer {tx}"),
-        balance(70, 70), balance(30, 30),
+        balance(70, 70),
+        balance(30, 30),
+        (
+            rf"Retried transfer with idempotency key {key}: transfer {tx}, "
+            r"TRANSFER_STATUS_COMPLETED \(the same transfer\)"
+        ),
+        balance(70, 70),
+        balance(30, 30),
+        (
+            rf"Created transfer {tx} for amount 1000 from {a} to {a}: "
+            r"TRANSFER_STATUS_INSUFFICIENT_FUNDS"
+        ),
+        (
+            rf"  debit transaction {tx} for amount -1000: TRANSACTION_STATUS_INSUFFICIENT_FUNDS, "
+            rf"transfer {tx}"
+        ),
+        balance(70, 70),
+        balance(30, 30),
     ]
     lines = result.stdout.splitlines()
     assert len(lines) == len(expected), result.stdout
@@ -184,17 +201,20 @@ def test_scenario_2(service: Any) -> None:
         api_stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
 
         def get_transfer(transfer: str) -> api.Transfer:
-            return api_stub.GetTransfer(api.GetTransferRequest(transfer_id=transfer),
-                                        timeout=T).transfer
+            return api_stub.GetTransfer(
+                api.GetTransferRequest(transfer_id=transfer), timeout=T
+            ).transfer
 
         def history(account_id: str) -> list[tuple[str, int, int, str]]:
             listed = api_stub.ListTransactions(
-                api.ListTransactionsRequest(account_id=account_id), timeout=T).transactions
+                api.ListTransactionsRequest(account_id=account_id), timeout=T
+            ).transactions
             return [(t.id, t.amount, t.status, t.transfer_id) for t in listed]
 
         def settled(account_id: str) -> int:
-            account = api_stub.GetAccount(api.GetAccountRequest(account_id=account_id),
-                                          timeout=T).account
+            account = api_stub.GetAccount(
+                api.GetAccountRequest(account_id=account_id), timeout=T
+            ).account
             assert account.available_balance == account.settled_balance
             return int(account.settled_balance)
 
@@ -260,8 +280,9 @@ def test_seed_accounts_quiet_many(
     standalone: StandaloneService, stub: ledger_api_pb2_grpc.LedgerServiceApiStub
 ) -> None:
     # 2500 = two full CreateAccounts chunks of 1000 and a partial one.
-    result = ledger_dev("seed-accounts", "--count", "2500", "--quiet", "--gateway",
-                        standalone.address)
+    result = ledger_dev(
+        "seed-accounts", "--count", "2500", "--quiet", "--gateway", standalone.address
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "created 2500 accounts\n"
     assert result.stderr == ""  # no progress bar: stderr is not a terminal
@@ -314,8 +335,11 @@ class _FakeCreateAccounts:
     """Keys listed in ``item_failures`` fail that many times (UNAVAILABLE) before succeeding;
     ``call_failures`` whole calls fail first. A key always maps to the same account id."""
 
-    def __init__(self, item_failures: dict[str, int] | None = None,
-                 call_failures: list[grpc.StatusCode] | None = None) -> None:
+    def __init__(
+        self,
+        item_failures: dict[str, int] | None = None,
+        call_failures: list[grpc.StatusCode] | None = None,
+    ) -> None:
         self.item_failures = dict(item_failures or {})
         self.call_failures = list(call_failures or [])
         self.calls: list[list[str]] = []
@@ -332,8 +356,11 @@ class _FakeCreateAccounts:
         for key in keys:
             if self.item_failures.get(key, 0) > 0:
                 self.item_failures[key] -= 1
-                status = api.ItemStatus(code=grpc.StatusCode.UNAVAILABLE.value[0],
-                                        message="shard has no quorum", reason="SHARD_UNAVAILABLE")
+                status = api.ItemStatus(
+                    code=grpc.StatusCode.UNAVAILABLE.value[0],
+                    message="shard has no quorum",
+                    reason="SHARD_UNAVAILABLE",
+                )
                 results.append(api.CreateAccountResult(status=status))
             else:
                 account_id = self.ids.setdefault(key, f"{len(self.ids) + 1:016x}")
@@ -412,8 +439,9 @@ def test_seed_accounts_command_fails_in_one_line(
             return super().future(request, timeout)
 
     fake = FailingTenth()
-    monkeypatch.setattr(dev, "gateway_stub",
-                        lambda _address, *_: contextlib.nullcontext(_FakeStub(fake)))
+    monkeypatch.setattr(
+        dev, "gateway_stub", lambda _address, *_: contextlib.nullcontext(_FakeStub(fake))
+    )
     result = CliRunner().invoke(dev.main, ["seed-accounts", "--count", "10", "--quiet"])
     assert result.exit_code == 1
     assert result.stdout == ""

@@ -50,16 +50,21 @@ def _stub(address: str) -> ledger_api_pb2_grpc.LedgerServiceApiStub:
 
 def _accounts(address: str, count: int) -> list[str]:
     stub = _stub(address)
-    return [stub.CreateAccount(api.CreateAccountRequest(), timeout=10).account.id
-            for _ in range(count)]
+    return [
+        stub.CreateAccount(api.CreateAccountRequest(), timeout=10).account.id for _ in range(count)
+    ]
 
 
 def _shard_of(account_id: str) -> int:
     return ids.shard_index(ids.parse_account_id(account_id))
 
 
-def _run_load(cluster: ClusterService, accounts: list[str], seconds: float,
-              previous: LoadRecorder | None = None) -> LoadRecorder:
+def _run_load(
+    cluster: ClusterService,
+    accounts: list[str],
+    seconds: float,
+    previous: LoadRecorder | None = None,
+) -> LoadRecorder:
     recorder = LoadRecorder(cluster.address, accounts)
     if previous is not None:
         recorder.issued = previous.issued  # one history across load phases
@@ -75,10 +80,15 @@ def test_leader_sigkill_under_load(cluster: ClusterService) -> None:
     leader = cluster.leaders()[shard]
     killed_at = time.monotonic()
     cluster.nodes[leader].kill9()
-    resumed = wait_until(lambda: recorder.acked_after(killed_at, shard), 30,
-                         what=f"an acknowledged write on shard {shard} after the leader died")
-    print(f"\nleader SIGKILL -> next ack on shard {shard}: "
-          f"{min(i.acked_at for i in resumed) - killed_at:.2f} s")
+    resumed = wait_until(
+        lambda: recorder.acked_after(killed_at, shard),
+        30,
+        what=f"an acknowledged write on shard {shard} after the leader died",
+    )
+    print(
+        f"\nleader SIGKILL -> next ack on shard {shard}: "
+        f"{min(i.acked_at for i in resumed) - killed_at:.2f} s"
+    )
     time.sleep(1.0)
     recorder.stop()
     assert recorder.acked_after(killed_at)
@@ -121,21 +131,27 @@ def test_kill_all_nodes_and_restart_changes_nothing(cluster: ClusterService) -> 
     before = resolve_and_check(cluster.address, recorder)
     digests_before = cluster.wait_converged()
     stub = _stub(cluster.address)
-    histories_before = {a: stub.ListTransactions(api.ListTransactionsRequest(account_id=a,
-                        page_size=1000), timeout=10) for a in accounts}
+    histories_before = {
+        a: stub.ListTransactions(
+            api.ListTransactionsRequest(account_id=a, page_size=1000), timeout=10
+        )
+        for a in accounts
+    }
     cluster.kill9()
     cluster.start()
     after = resolve_and_check(cluster.address, recorder)
     assert after == before
     assert cluster.wait_converged() == digests_before
     for account_id, history in histories_before.items():
-        again = stub.ListTransactions(api.ListTransactionsRequest(account_id=account_id,
-                                      page_size=1000), timeout=10)
+        again = stub.ListTransactions(
+            api.ListTransactionsRequest(account_id=account_id, page_size=1000), timeout=10
+        )
         assert again == history
 
 
-def _direct_read(config: ClusterConfig, address: str, shard: int,
-                 account_id: int) -> node_pb.ReadResponse | None:
+def _direct_read(
+    config: ClusterConfig, address: str, shard: int, account_id: int
+) -> node_pb.ReadResponse | None:
     with config.node_channel(address) as channel:
         stub = ledger_node_pb2_grpc.LedgerNodeStub(channel)
         request = node_pb.ReadRequest(
@@ -154,8 +170,9 @@ def test_paused_leader_serves_no_stale_read(cluster: ClusterService) -> None:
     account = _accounts(cluster.address, 1)[0]
     shard = _shard_of(account)
     numeric_id = ids.parse_account_id(account)
-    stub.CreateTransaction(api.CreateTransactionRequest(account_id=account, amount=5, settled=True),
-                           timeout=10)
+    stub.CreateTransaction(
+        api.CreateTransactionRequest(account_id=account, amount=5, settled=True), timeout=10
+    )
     old_leader = cluster.leaders()[shard]
     old_address = cluster.config.nodes[old_leader].address
     cluster.nodes[old_leader].signal(signal.SIGSTOP)
@@ -164,7 +181,9 @@ def test_paused_leader_serves_no_stale_read(cluster: ClusterService) -> None:
         stub.CreateTransaction(
             api.CreateTransactionRequest(account_id=account, amount=7, settled=True), timeout=30
         )
-        print(f"\nSIGSTOP leader -> next ack on shard {shard}: {time.monotonic() - paused_at:.2f} s")
+        print(
+            f"\nSIGSTOP leader -> next ack on shard {shard}: {time.monotonic() - paused_at:.2f} s"
+        )
         balance = stub.GetAccount(api.GetAccountRequest(account_id=account), timeout=10).account
         assert balance.settled_balance == 12
     finally:

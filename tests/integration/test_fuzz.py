@@ -57,20 +57,30 @@ from ledger.gateway.errors import ERROR_DOMAIN
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 
-T = 15.0                      # deadline of every fuzz call and read
-EXAMPLES_PER_RPC = 50         # Hypothesis examples per rpc and deployment
-RAW_EXAMPLES = 100            # random-bytes messages per deployment (spread over the rpcs)
-SNAPSHOT_ATTEMPTS = 5         # reads of an account that a hold expiry may change meanwhile
+T = 15.0  # deadline of every fuzz call and read
+EXAMPLES_PER_RPC = 50  # Hypothesis examples per rpc and deployment
+RAW_EXAMPLES = 100  # random-bytes messages per deployment (spread over the rpcs)
+SNAPSHOT_ATTEMPTS = 5  # reads of an account that a hold expiry may change meanwhile
 SERVICE = wire.SERVICE.full_name
 Code = grpc.StatusCode
 
 ALLOWED = {
-    Code.OK, Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.FAILED_PRECONDITION,
-    Code.ALREADY_EXISTS, Code.RESOURCE_EXHAUSTED, Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED,
+    Code.OK,
+    Code.INVALID_ARGUMENT,
+    Code.NOT_FOUND,
+    Code.FAILED_PRECONDITION,
+    Code.ALREADY_EXISTS,
+    Code.RESOURCE_EXHAUSTED,
+    Code.UNAVAILABLE,
+    Code.DEADLINE_EXCEEDED,
 }
 # Codes that come from the service's own validation or state: always with one ErrorInfo.
-DOMAIN_CODES = {Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.FAILED_PRECONDITION,
-                Code.ALREADY_EXISTS}
+DOMAIN_CODES = {
+    Code.INVALID_ARGUMENT,
+    Code.NOT_FOUND,
+    Code.FAILED_PRECONDITION,
+    Code.ALREADY_EXISTS,
+}
 ALLOWED_ITEM_CODES = {code.value[0] for code in ALLOWED}
 # Error reasons a client may see: the README's list ("Error reasons: ..." in the API section),
 # read from the README so that a reason added without documentation fails here. INTERNAL (an
@@ -84,24 +94,37 @@ HEX32 = re.compile(r"[0-9a-f]{32}")
 READS = {"GetAccount", "GetTransaction", "ListTransactions", "GetTransfer"}
 # The rpcs whose OK effects check_ok knows; any other rpc is fuzzed for (a) and (b) and for
 # "an error changes nothing", not for what its success changes.
-KNOWN_OK_EFFECTS = READS | {"CreateAccount", "CreateAccounts", "CreateTransaction",
-                            "CreateTransactions", "SettleTransaction", "CancelTransaction",
-                            "CreateTransfer"}
+KNOWN_OK_EFFECTS = READS | {
+    "CreateAccount",
+    "CreateAccounts",
+    "CreateTransaction",
+    "CreateTransactions",
+    "SettleTransaction",
+    "CancelTransaction",
+    "CreateTransfer",
+}
 # README: CreateTransfer answers a final transfer; IN_FLIGHT only comes from GetTransfer.
-FINAL_TRANSFER_STATUSES = {api.TRANSFER_STATUS_COMPLETED, api.TRANSFER_STATUS_INSUFFICIENT_FUNDS,
-                           api.TRANSFER_STATUS_FAILED}
+FINAL_TRANSFER_STATUSES = {
+    api.TRANSFER_STATUS_COMPLETED,
+    api.TRANSFER_STATUS_INSUFFICIENT_FUNDS,
+    api.TRANSFER_STATUS_FAILED,
+}
 
 FUZZ_SETTINGS = settings(
     deadline=None,
     derandomize=True,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 
 # (deployment, rpc) -> status name -> count; printed at the end of the module (pytest -s).
 STATUSES: dict[tuple[str, str], collections.Counter[str]] = collections.defaultdict(
-    collections.Counter)
+    collections.Counter
+)
 
 Snapshot = dict[str, tuple[api.Account, dict[str, api.Transaction]]]
 
@@ -119,15 +142,22 @@ class Fuzzer:
 
     def __init__(self, service: Any) -> None:
         self.kind: str = service.kind
-        self.processes = [p for p in (getattr(service, "process", None),
-                                      getattr(service, "gateway", None)) if p is not None]
+        self.processes = [
+            p
+            for p in (getattr(service, "process", None), getattr(service, "gateway", None))
+            if p is not None
+        ]
         self.processes += list(getattr(service, "nodes", ()))
         big = 4 * limits.grpc_message_bytes_max  # the client can send what the server refuses
-        self.channel = grpc.insecure_channel(service.address, options=[
-            ("grpc.max_send_message_length", big), ("grpc.max_receive_message_length", big)])
+        self.channel = grpc.insecure_channel(
+            service.address,
+            options=[
+                ("grpc.max_send_message_length", big),
+                ("grpc.max_receive_message_length", big),
+            ],
+        )
         self.stub = ledger_api_pb2_grpc.LedgerServiceApiStub(self.channel)
-        self.raw = {name: self.channel.unary_unary(f"/{SERVICE}/{name}")
-                    for name in wire.METHODS}
+        self.raw = {name: self.channel.unary_unary(f"/{SERVICE}/{name}") for name in wire.METHODS}
         self.seeds = seed(self.stub)
         self.baseline: Snapshot | None = self.snapshot()
         self.examples = 0
@@ -197,29 +227,37 @@ class Fuzzer:
                 if not wanted:
                     return state
         except grpc.RpcError as error:
-            pytest.fail(f"{self.kind}: a read of the seeded accounts failed: "
-                        f"{error.code().name} {error.details()!r}")
+            pytest.fail(
+                f"{self.kind}: a read of the seeded accounts failed: "
+                f"{error.code().name} {error.details()!r}"
+            )
         pytest.fail(f"{self.kind}: accounts {wanted} kept changing while nobody wrote to them")
 
     def _accounts(self, account_ids: list[str]) -> dict[str, api.Account]:
-        calls = {a: self.stub.GetAccount.future(api.GetAccountRequest(account_id=a), timeout=T)
-                 for a in account_ids}
+        calls = {
+            a: self.stub.GetAccount.future(api.GetAccountRequest(account_id=a), timeout=T)
+            for a in account_ids
+        }
         return {a: call.result().account for a, call in calls.items()}
 
     def _history(self, account_id: str) -> list[api.Transaction]:
         history: list[api.Transaction] = []
         token = ""
         while True:
-            page = self.stub.ListTransactions(api.ListTransactionsRequest(
-                account_id=account_id, page_size=limits.page_size_max, page_token=token),
-                timeout=T)
+            page = self.stub.ListTransactions(
+                api.ListTransactionsRequest(
+                    account_id=account_id, page_size=limits.page_size_max, page_token=token
+                ),
+                timeout=T,
+            )
             history.extend(page.transactions)
             token = page.next_page_token
             if not token:
                 return history
 
-    def check_ok(self, method: str, payload: bytes, raw: bytes, before: Snapshot,
-                 after: Snapshot, where: str) -> None:
+    def check_ok(
+        self, method: str, payload: bytes, raw: bytes, before: Snapshot, after: Snapshot, where: str
+    ) -> None:
         """An OK answer parses, and explains every change of the seeded state."""
         request_type = wire.METHODS[method][0]
         response_class = wire.METHODS[method][1]
@@ -250,8 +288,11 @@ class Fuzzer:
             transfer = response.transfer
             assert transfer.id == transfer.debit_transaction_id and HEX32.fullmatch(transfer.id)
             assert transfer.status in FINAL_TRANSFER_STATUSES, f"{where}: {transfer}"
-            reported = {t: None for t in (transfer.debit_transaction_id,
-                                          transfer.credit_transaction_id) if t}
+            reported = {
+                t: None
+                for t in (transfer.debit_transaction_id, transfer.credit_transaction_id)
+                if t
+            }
         elif method in READS:
             check_read(method, request, response, (before, after), where)
         elif method not in KNOWN_OK_EFFECTS:
@@ -270,8 +311,9 @@ class Fuzzer:
                 assert kept == transaction or _expired(transaction, kept), where
 
 
-def check_read(method: str, request: Any, response: Any, states: tuple[Snapshot, Snapshot],
-               where: str) -> None:
+def check_read(
+    method: str, request: Any, response: Any, states: tuple[Snapshot, Snapshot], where: str
+) -> None:
     """Nobody else writes the seeded accounts, so a read answers what one of the snapshots
     around it holds (both are equal unless a hold expired meanwhile)."""
     if method == "GetAccount":
@@ -281,8 +323,11 @@ def check_read(method: str, request: Any, response: Any, states: tuple[Snapshot,
     elif method == "GetTransaction":
         assert response.transaction.id == request.transaction_id, where
         if request.transaction_id[:16] in states[0]:
-            assert any(response.transaction == state[request.transaction_id[:16]][1].get(
-                request.transaction_id) for state in states), where
+            assert any(
+                response.transaction
+                == state[request.transaction_id[:16]][1].get(request.transaction_id)
+                for state in states
+            ), where
     elif method == "GetTransfer":
         assert response.transfer.id == request.transfer_id, where
         if request.transfer_id[:16] in states[0]:
@@ -298,7 +343,7 @@ def check_read(method: str, request: Any, response: Any, states: tuple[Snapshot,
                 history = list(state[request.account_id][1].values())
                 ids = [t.id for t in history]
                 start = ids.index(page[0].id) if page[0].id in ids else len(ids)
-                if history[start:start + len(page)] == page:
+                if history[start : start + len(page)] == page:
                     break
             else:
                 pytest.fail(f"{where}: the page is not a run of the stored history")
@@ -315,9 +360,13 @@ def seed(stub: ledger_api_pb2_grpc.LedgerServiceApiStub) -> wire.Seeds:
         return stub.CreateAccount(request, timeout=T).account.id
 
     def create(account_id: str, amount: int, settled: bool, key: str = "") -> str:
-        request = api.CreateTransactionRequest(account_id=account_id, amount=amount,
-                                               settled=settled, description=f"seed {amount}",
-                                               idempotency_key=key)
+        request = api.CreateTransactionRequest(
+            account_id=account_id,
+            amount=amount,
+            settled=settled,
+            description=f"seed {amount}",
+            idempotency_key=key,
+        )
         return stub.CreateTransaction(request, timeout=T).transaction.id
 
     a, b, c = account("fuzz-seed-a"), account("fuzz-seed-b"), account("fuzz-seed-c")
@@ -330,23 +379,37 @@ def seed(stub: ledger_api_pb2_grpc.LedgerServiceApiStub) -> wire.Seeds:
         create(b, limits.int64_max - 5, True),
         create(b, -3, False),
     ]
-    stub.CancelTransaction(api.CancelTransactionRequest(transaction_id=transactions[3]),
-                           timeout=T)
-    transfer = stub.CreateTransfer(api.CreateTransferRequest(
-        from_account_id=a, to_account_id=c, amount=7, description="seed transfer",
-        idempotency_key="fuzz-transfer"), timeout=T).transfer
+    stub.CancelTransaction(api.CancelTransactionRequest(transaction_id=transactions[3]), timeout=T)
+    transfer = stub.CreateTransfer(
+        api.CreateTransferRequest(
+            from_account_id=a,
+            to_account_id=c,
+            amount=7,
+            description="seed transfer",
+            idempotency_key="fuzz-transfer",
+        ),
+        timeout=T,
+    ).transfer
     assert transfer.status == api.TRANSFER_STATUS_COMPLETED, transfer
     transactions += [transfer.debit_transaction_id, transfer.credit_transaction_id]
-    tokens = [stub.ListTransactions(api.ListTransactionsRequest(account_id=x, page_size=1),
-                                    timeout=T).next_page_token for x in (a, b)]
-    return wire.Seeds(account_ids=[a, b, c], transaction_ids=transactions,
-                      idempotency_keys=["fuzz-key", "fuzz-seed-a", "fuzz-transfer"],
-                      page_tokens=tokens)
+    tokens = [
+        stub.ListTransactions(
+            api.ListTransactionsRequest(account_id=x, page_size=1), timeout=T
+        ).next_page_token
+        for x in (a, b)
+    ]
+    return wire.Seeds(
+        account_ids=[a, b, c],
+        transaction_ids=transactions,
+        idempotency_keys=["fuzz-key", "fuzz-seed-a", "fuzz-transfer"],
+        page_tokens=tokens,
+    )
 
 
 def check_model(account: api.Account, history: list[api.Transaction]) -> None:
     assert (account.available_balance, account.settled_balance) == expected_balances(history), (
-        f"balances of {account.id} disagree with its history")
+        f"balances of {account.id} disagree with its history"
+    )
     assert 0 <= account.available_balance <= account.settled_balance
     numbers = [int(t.id[16:], 16) for t in history]
     assert numbers == list(range(1, len(history) + 1)), f"{account.id}: numbers {numbers}"
@@ -375,8 +438,11 @@ def diff(before: Snapshot, after: Snapshot) -> tuple[set[str], set[str], set[str
 
 
 def _expired(old: api.Transaction, new: api.Transaction) -> bool:
-    if not (old.status == api.TRANSACTION_STATUS_PENDING and old.expires_at
-            and new.status == api.TRANSACTION_STATUS_CANCELLED):
+    if not (
+        old.status == api.TRANSACTION_STATUS_PENDING
+        and old.expires_at
+        and new.status == api.TRANSACTION_STATUS_CANCELLED
+    ):
         return False
     same = api.Transaction()
     same.CopyFrom(new)
@@ -388,7 +454,8 @@ def assert_same(before: Snapshot, after: Snapshot, where: str) -> None:
     new, changed, accounts = diff(before, after)
     shown = {a: (str(before[a][0]), str(after[a][0])) for a in accounts}
     assert not (new or changed or accounts), (
-        f"{where} changed state: new {new}, changed {changed}, accounts {shown}")
+        f"{where} changed state: new {new}, changed {changed}, accounts {shown}"
+    )
 
 
 def error_reason(error: grpc.RpcError) -> str | None:
@@ -479,31 +546,33 @@ def boundary_cases(seeds: wire.Seeds) -> list[tuple[str, bytes]]:
     for method in wire.METHODS:
         cases += [
             (method, b""),
-            (method, b"\x00"),                                   # field number 0
-            (method, f(1, b"\xff")),                             # invalid UTF-8 or junk item
-            (method, f(100, b"x" * over)),                       # beyond the message limit
+            (method, b"\x00"),  # field number 0
+            (method, f(1, b"\xff")),  # invalid UTF-8 or junk item
+            (method, f(100, b"x" * over)),  # beyond the message limit
             (method, f(1, a.encode()) + f(100, b"u" * (over - 64))),  # just under it
-            (method, wire.key(100, wire.START_GROUP) * 5000),    # unclosed nested groups
+            (method, wire.key(100, wire.START_GROUP) * 5000),  # unclosed nested groups
             (method, wire.key(100, wire.START_GROUP) * 200 + wire.key(100, wire.END_GROUP) * 200),
-            (method, wire.key(1, wire.END_GROUP)),               # an end without a start
+            (method, wire.key(1, wire.END_GROUP)),  # an end without a start
             (method, f(1, b"") + wire.key(1, wire.LEN) + wire.varint(2**31)),  # length past end
             (method, wire.key(1, wire.LEN) + wire.varint(2**64 - 1)),
-            (method, wire.key(1, wire.VARINT) + b"\xff" * 11),   # an 11-byte varint
+            (method, wire.key(1, wire.VARINT) + b"\xff" * 11),  # an 11-byte varint
         ]
-    item = f(1, c.encode()) + v(2, 1) + v(4, 0)                  # a pending top-up of 1 on C
+    item = f(1, c.encode()) + v(2, 1) + v(4, 0)  # a pending top-up of 1 on C
     big_item = f(1, a.encode()) + v(2, -1) + f(3, b"d" * (limits.description_bytes_max + 1))
     cases += [
-        ("CreateTransactions", f(1, item) * limits.batch_items_max),          # the largest batch
-        ("CreateTransactions", f(1, item) * (limits.batch_items_max + 1)),    # one too many
+        ("CreateTransactions", f(1, item) * limits.batch_items_max),  # the largest batch
+        ("CreateTransactions", f(1, item) * (limits.batch_items_max + 1)),  # one too many
         ("CreateTransactions", f(1, big_item) * limits.batch_items_max),
         ("CreateTransactions", f(1, b"") * limits.batch_items_max),
-        ("CreateAccounts", f(1, f(1, b"k" * (limits.idempotency_key_bytes_max + 1)))
-         * limits.batch_items_max),
+        (
+            "CreateAccounts",
+            f(1, f(1, b"k" * (limits.idempotency_key_bytes_max + 1))) * limits.batch_items_max,
+        ),
         ("CreateAccounts", f(1, b"") * (limits.batch_items_max + 1)),
         ("CreateAccounts", f(1, f(1, b"\xff"))),
         ("CreateTransaction", f(1, a.encode()) + v(2, limits.int64_min) + v(4, 1)),
         ("CreateTransaction", f(1, a.encode()) + v(2, limits.int64_min) + v(4, 0)),
-        ("CreateTransaction", f(1, b.encode()) + v(2, limits.int64_max) + v(4, 1)),   # overflow
+        ("CreateTransaction", f(1, b.encode()) + v(2, limits.int64_max) + v(4, 1)),  # overflow
         ("CreateTransaction", f(1, b.encode()) + v(2, limits.int64_max) + v(4, 0)),
         ("CreateTransaction", f(1, b.encode()) + wire.key(2, wire.VARINT) + wire.varint(2**64)),
         ("CreateTransaction", f(1, a.encode()) + v(2, 5) + f(5, b"fuzz-key")),  # key reused
@@ -517,21 +586,21 @@ def boundary_cases(seeds: wire.Seeds) -> list[tuple[str, bytes]]:
         ("ListTransactions", f(1, a.encode()) + v(2, -1)),
         ("ListTransactions", f(1, a.encode()) + v(2, -(2**31))),
         ("ListTransactions", f(1, a.encode()) + v(2, 2**31 - 1)),
-        ("ListTransactions", f(1, a.encode()) + v(2, 2**32 + 1)),   # truncated to int32: 1
+        ("ListTransactions", f(1, a.encode()) + v(2, 2**32 + 1)),  # truncated to int32: 1
         ("ListTransactions", f(1, a.encode()) + f(3, seeds.page_tokens[1].encode())),  # B's token
         ("ListTransactions", f(1, a.encode()) + f(3, b"\xff" * 24)),
         ("SettleTransaction", f(1, pending.encode()) + f(1, b"\xff")),  # last one wins: invalid
         ("CancelTransaction", f(1, (a + "f" * 16).encode())),
         ("GetTransaction", f(1, (a + "0" * 16).encode())),
-        ("CreateTransfer", f(1, a.encode()) + f(2, a.encode()) + v(3, 5)),       # to itself
-        ("CreateTransfer", f(1, a.encode()) + f(2, b"0" * 16) + v(3, 5)),        # unknown to
-        ("CreateTransfer", f(1, b"0" * 16) + f(2, a.encode()) + v(3, 5)),        # unknown from
-        ("CreateTransfer", f(1, a.encode()) + f(2, b.encode()) + v(3, 100)),     # B overflows
+        ("CreateTransfer", f(1, a.encode()) + f(2, a.encode()) + v(3, 5)),  # to itself
+        ("CreateTransfer", f(1, a.encode()) + f(2, b"0" * 16) + v(3, 5)),  # unknown to
+        ("CreateTransfer", f(1, b"0" * 16) + f(2, a.encode()) + v(3, 5)),  # unknown from
+        ("CreateTransfer", f(1, a.encode()) + f(2, b.encode()) + v(3, 100)),  # B overflows
         ("CreateTransfer", f(1, b.encode()) + f(2, c.encode()) + v(3, limits.int64_max)),
         ("CreateTransfer", f(1, a.encode()) + f(2, c.encode()) + v(3, -5)),
         ("CreateTransfer", f(1, a.encode()) + f(2, c.encode()) + v(3, limits.int64_min)),
         ("CreateTransfer", f(1, a.encode()) + f(2, c.encode()) + v(3, 1) + f(5, b"fuzz-key")),
-        ("GetTransfer", f(1, seeds.transaction_ids[0].encode())),               # not a transfer
+        ("GetTransfer", f(1, seeds.transaction_ids[0].encode())),  # not a transfer
     ]
     return cases
 
@@ -554,7 +623,8 @@ def test_fuzz_tiny_deadlines(fuzzer: Fuzzer) -> None:
         "GetAccount": wire.len_field(1, a.encode()),
         "CreateTransaction": wire.len_field(1, scratch.encode()) + wire.varint_field(2, 1),
         "ListTransactions": wire.len_field(1, a.encode()),
-        "CreateTransfer": wire.len_field(1, scratch.encode()) + wire.len_field(2, a.encode())
+        "CreateTransfer": wire.len_field(1, scratch.encode())
+        + wire.len_field(2, a.encode())
         + wire.varint_field(3, 1),  # no funds: nothing moves, whatever the timing
     }
     for timeout in (0.000_001, 0.001, 0.01):

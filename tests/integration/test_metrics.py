@@ -22,9 +22,16 @@ from ledger.pb import ledger_api_pb2_grpc
 def server(tmp_path: pathlib.Path) -> Iterator[tuple[ServiceProcess, int]]:
     metrics_port = free_port()
     process = ServiceProcess(
-        "standalone-metrics", "ledger.cli.standalone",
-        ["--port", str(free_port()), "--data-dir", str(tmp_path / "data"),
-         "--metrics-port", str(metrics_port)],
+        "standalone-metrics",
+        "ledger.cli.standalone",
+        [
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--metrics-port",
+            str(metrics_port),
+        ],
         tmp_path,
     )
     try:

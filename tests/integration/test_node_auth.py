@@ -55,16 +55,19 @@ def account(cluster: ClusterService) -> str:
         stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
         created = stub.CreateAccount(api.CreateAccountRequest(), timeout=call_timeout_s)
         account_id = created.account.id
-        stub.CreateTransaction(api.CreateTransactionRequest(account_id=account_id, amount=100,
-                                                            settled=True), timeout=call_timeout_s)
+        stub.CreateTransaction(
+            api.CreateTransactionRequest(account_id=account_id, amount=100, settled=True),
+            timeout=call_timeout_s,
+        )
     return str(account_id)
 
 
 def balance(cluster: ClusterService, account_id: str) -> tuple[int, int]:
     with grpc.insecure_channel(cluster.address) as channel:
         stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
-        found = stub.GetAccount(api.GetAccountRequest(account_id=account_id),
-                                timeout=call_timeout_s).account
+        found = stub.GetAccount(
+            api.GetAccountRequest(account_id=account_id), timeout=call_timeout_s
+        ).account
     return found.available_balance, found.settled_balance
 
 
@@ -75,11 +78,16 @@ def leader_address(cluster: ClusterService, shard: int) -> str:
 def top_up(account_id: str, amount: int) -> node_pb.SubmitRequest:
     """What a stranger would send to mint money: a raw command batch for the account's shard."""
     numeric = ids.parse_account_id(account_id)
-    command = pb.Command(now_ns=1, request_id=b"x" * 16, create_transaction=pb.CreateTransaction(
-        account_id=numeric, amount=amount, settled=True))
+    command = pb.Command(
+        now_ns=1,
+        request_id=b"x" * 16,
+        create_transaction=pb.CreateTransaction(account_id=numeric, amount=amount, settled=True),
+    )
     batch = pb.CommandBatch(commands=[command]).SerializeToString()
-    return node_pb.SubmitRequest(shards=[node_pb.ShardCommands(
-        shard=ids.shard_index(numeric), command_batch=batch)], timeout_ms=5000)
+    return node_pb.SubmitRequest(
+        shards=[node_pb.ShardCommands(shard=ids.shard_index(numeric), command_batch=batch)],
+        timeout_ms=5000,
+    )
 
 
 def tls_only(cluster: ClusterService) -> grpc.ChannelCredentials:
@@ -87,21 +95,26 @@ def tls_only(cluster: ClusterService) -> grpc.ChannelCredentials:
 
 
 def with_token(cluster: ClusterService, token: str) -> grpc.ChannelCredentials:
-    return grpc.composite_channel_credentials(tls_only(cluster),
-                                              grpc.access_token_call_credentials(token))
+    return grpc.composite_channel_credentials(
+        tls_only(cluster), grpc.access_token_call_credentials(token)
+    )
 
 
 def test_a_plaintext_caller_cannot_even_connect(cluster: ClusterService) -> None:
-    with grpc.insecure_channel(cluster.config.nodes[0].address) as channel:
-        with pytest.raises(grpc.RpcError) as refused:
-            ledger_node_pb2_grpc.LedgerNodeStub(channel).Status(node_pb.StatusRequest(),
-                                                                 timeout=call_timeout_s)
+    with (
+        grpc.insecure_channel(cluster.config.nodes[0].address) as channel,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        ledger_node_pb2_grpc.LedgerNodeStub(channel).Status(
+            node_pb.StatusRequest(), timeout=call_timeout_s
+        )
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 @pytest.mark.parametrize("credential", ["none", "other-secret", "the-raw-secret"])
 def test_a_caller_without_the_cluster_credential_is_refused_and_changes_nothing(
-        cluster: ClusterService, account: str, credential: str) -> None:
+    cluster: ClusterService, account: str, credential: str
+) -> None:
     shard = ids.shard_index(ids.parse_account_id(account))
     address = leader_address(cluster, shard)
     credentials = {
@@ -112,44 +125,66 @@ def test_a_caller_without_the_cluster_credential_is_refused_and_changes_nothing(
     before = balance(cluster, account)
     with grpc.secure_channel(address, credentials) as channel:
         stub = ledger_node_pb2_grpc.LedgerNodeStub(channel)
-        for call in (lambda: stub.Submit(top_up(account, 1_000_000), timeout=call_timeout_s),
-                     lambda: stub.Status(node_pb.StatusRequest(), timeout=call_timeout_s),
-                     lambda: stub.Read(node_pb.ReadRequest(shard=shard), timeout=call_timeout_s)):
+        for call in (
+            lambda: stub.Submit(top_up(account, 1_000_000), timeout=call_timeout_s),
+            lambda: stub.Status(node_pb.StatusRequest(), timeout=call_timeout_s),
+            lambda: stub.Read(node_pb.ReadRequest(shard=shard), timeout=call_timeout_s),
+        ):
             with pytest.raises(grpc.RpcError) as refused:
                 call()
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                           timeout=call_timeout_s)
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=call_timeout_s
+        )
         assert health.status == health_pb2.HealthCheckResponse.SERVING  # health stays open
     assert balance(cluster, account) == before
 
 
 def test_the_cluster_credential_is_accepted(cluster: ClusterService) -> None:
     with cluster.config.node_channel(cluster.config.nodes[0].address) as channel:
-        status = ledger_node_pb2_grpc.LedgerNodeStub(channel).Status(node_pb.StatusRequest(),
-                                                                     timeout=call_timeout_s)
+        status = ledger_node_pb2_grpc.LedgerNodeStub(channel).Status(
+            node_pb.StatusRequest(), timeout=call_timeout_s
+        )
     assert len(status.shards) == 16
 
 
 frames = st.one_of(
     st.binary(max_size=512),  # random bytes as the whole message
-    st.builds(lambda shard, blob, timeout: node_pb.SubmitRequest(
-        shards=[node_pb.ShardCommands(shard=shard, command_batch=blob)],
-        timeout_ms=timeout).SerializeToString(),
-        st.integers(0, 2**32 - 1), st.binary(max_size=256), st.integers(0, 2**32 - 1)),
-    st.builds(lambda count, shard: node_pb.SubmitRequest(shards=[
-        node_pb.ShardCommands(shard=shard, command_batch=b"") for _ in range(count)])
-        .SerializeToString(), st.integers(0, 40), st.integers(0, 20)),
-    st.builds(lambda shard, timeout: node_pb.ReadRequest(shard=shard, timeout_ms=timeout)
-              .SerializeToString(), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+    st.builds(
+        lambda shard, blob, timeout: node_pb.SubmitRequest(
+            shards=[node_pb.ShardCommands(shard=shard, command_batch=blob)], timeout_ms=timeout
+        ).SerializeToString(),
+        st.integers(0, 2**32 - 1),
+        st.binary(max_size=256),
+        st.integers(0, 2**32 - 1),
+    ),
+    st.builds(
+        lambda count, shard: node_pb.SubmitRequest(
+            shards=[node_pb.ShardCommands(shard=shard, command_batch=b"") for _ in range(count)]
+        ).SerializeToString(),
+        st.integers(0, 40),
+        st.integers(0, 20),
+    ),
+    st.builds(
+        lambda shard, timeout: node_pb.ReadRequest(
+            shard=shard, timeout_ms=timeout
+        ).SerializeToString(),
+        st.integers(0, 2**32 - 1),
+        st.integers(0, 2**32 - 1),
+    ),
 )
 
 
-@settings(max_examples=90, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=90,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(method=st.sampled_from(["Submit", "Read", "Status"]), frame=frames)
-def test_authenticated_but_malformed_frames_change_nothing(cluster: ClusterService, account: str,
-                                                           method: str, frame: bytes) -> None:
+def test_authenticated_but_malformed_frames_change_nothing(
+    cluster: ClusterService, account: str, method: str, frame: bytes
+) -> None:
     before = balance(cluster, account)
     shard = ids.shard_index(ids.parse_account_id(account))
     with cluster.config.node_channel(leader_address(cluster, shard)) as channel:
@@ -157,8 +192,10 @@ def test_authenticated_but_malformed_frames_change_nothing(cluster: ClusterServi
         try:
             raw = call(frame, timeout=call_timeout_s)
         except grpc.RpcError as error:
-            assert error.code() in (grpc.StatusCode.INVALID_ARGUMENT,
-                                    grpc.StatusCode.RESOURCE_EXHAUSTED), error
+            assert error.code() in (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            ), error
         else:  # a frame that happens to parse is the gateway's business: only well-formed out
             response_type = getattr(node_pb, f"{method}Response")
             response_type.FromString(raw)
@@ -170,9 +207,19 @@ def test_the_development_secret_is_refused_off_loopback(tmp_path: pathlib.Path) 
     config = load_config(REPOSITORY / "cluster_config.json")
     assert config.uses_development_secret
     node_id = config.nodes[0].node_id
-    command = [sys.executable, "-m", "ledger.cli.node", "--node-id", node_id,
-               "--cluster-config", str(REPOSITORY / "cluster_config.json"),
-               "--data-dir", str(tmp_path / "data"), "--host", "192.0.2.1"]
+    command = [
+        sys.executable,
+        "-m",
+        "ledger.cli.node",
+        "--node-id",
+        node_id,
+        "--cluster-config",
+        str(REPOSITORY / "cluster_config.json"),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--host",
+        "192.0.2.1",
+    ]
     refused = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode != 0
     assert "development secret" in refused.stderr and "gen-config" in refused.stderr

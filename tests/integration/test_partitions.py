@@ -54,13 +54,13 @@ from ledger.pb import ledger_internal_pb2 as pb
 from ledger.pb import ledger_node_pb2 as node_pb
 
 nemesis_s = 60.0
-cycle_s_estimate = 10.0       # a cycle starts only if it should end within nemesis_s (roughly)
+cycle_s_estimate = 10.0  # a cycle starts only if it should end within nemesis_s (roughly)
 write_timeout_s = 4.0
 read_timeout_s = 2.0
-isolate_hold_s = 3.0          # step 1 lasts at least this, and until the shard takes writes
-partition_hold_s = 6.0        # step 2: longer than write_timeout_s, so minority calls end inside
+isolate_hold_s = 3.0  # step 1 lasts at least this, and until the shard takes writes
+partition_hold_s = 6.0  # step 2: longer than write_timeout_s, so minority calls end inside
 recover_timeout_s = 30.0
-write_pause_s = 0.1           # between one writer's calls
+write_pause_s = 0.1  # between one writer's calls
 readers_per_gateway = 2
 accounts_per_shard = 3
 allowed_failures = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -72,13 +72,14 @@ def _shard_of(account_id: str) -> int:
 
 # -- recording load through both gateways ---------------------------------------------------
 
+
 @dataclass
 class Write(Issued):
     gateway: str = ""
     shard: int = 0
     started_at: float = 0.0
     ended_at: float = 0.0
-    code: str = ""                # "" while running; OK or the status code name
+    code: str = ""  # "" while running; OK or the status code name
 
 
 @dataclass
@@ -96,11 +97,11 @@ class Load:
     """Writers and readers through each gateway; every call is recorded with its gateway, start,
     end and status. ``issued``/``account_ids`` make it a recorder for ``resolve_and_check``."""
 
-    gateways: dict[str, str]      # name -> address
+    gateways: dict[str, str]  # name -> address
     account_ids: list[str]
     issued: list[Write] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
-    acks: list[Write] = field(default_factory=list)          # in acknowledgement order
+    acks: list[Write] = field(default_factory=list)  # in acknowledgement order
     violations: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _acked_sum: dict[str, int] = field(default_factory=dict)
@@ -148,15 +149,20 @@ class Load:
         with self.lock:
             return self._issued_sum[account_id]
 
-    def first_ack(self, after: float, shards: set[int] | None = None,
-                  gateway: str | None = None) -> float | None:
+    def first_ack(
+        self, after: float, shards: set[int] | None = None, gateway: str | None = None
+    ) -> float | None:
         """When the first write *started* after ``after`` was acknowledged (on these shards,
         through this gateway), or None."""
         with self.lock:
             acks = list(self.acks)
-        times = [w.acked_at for w in acks if w.started_at > after
-                 and (shards is None or w.shard in shards)
-                 and (gateway is None or w.gateway == gateway)]
+        times = [
+            w.acked_at
+            for w in acks
+            if w.started_at > after
+            and (shards is None or w.shard in shards)
+            and (gateway is None or w.gateway == gateway)
+        ]
         return min(times) if times else None
 
     def shards_acked(self, after: float, gateway: str) -> set[int]:
@@ -173,12 +179,21 @@ class Load:
             while not self._stop.wait(write_pause_s):
                 sequence += 1
                 account_id = rng.choice(accounts)
-                item = Write(account_id=account_id, amount=rng.randint(1, 1000),
-                             description=f"{gateway}-s{shard}-{sequence}",
-                             keyed=sequence % 2 == 0, gateway=gateway, shard=shard)
+                item = Write(
+                    account_id=account_id,
+                    amount=rng.randint(1, 1000),
+                    description=f"{gateway}-s{shard}-{sequence}",
+                    keyed=sequence % 2 == 0,
+                    gateway=gateway,
+                    shard=shard,
+                )
                 request = api.CreateTransactionRequest(
-                    account_id=item.account_id, amount=item.amount, description=item.description,
-                    settled=True, idempotency_key=item.description if item.keyed else "")
+                    account_id=item.account_id,
+                    amount=item.amount,
+                    description=item.description,
+                    settled=True,
+                    idempotency_key=item.description if item.keyed else "",
+                )
                 with self.lock:
                     self.issued.append(item)
                     self._issued_sum[account_id] += item.amount
@@ -189,14 +204,20 @@ class Load:
                     item.ended_at = time.monotonic()
                     item.code = error.code().name
                     if error.code() not in allowed_failures:
-                        self.violation(f"write {item.description} via {gateway}: "
-                                       f"{error.code().name} {error.details()}")
+                        self.violation(
+                            f"write {item.description} via {gateway}: "
+                            f"{error.code().name} {error.details()}"
+                        )
                     continue
                 ended = time.monotonic()
-                if (response.transaction.description != item.description
-                        or response.transaction.amount != item.amount):
-                    self.violation(f"write {item.description} via {gateway}: wrong answer "
-                                   f"{response.transaction}")
+                if (
+                    response.transaction.description != item.description
+                    or response.transaction.amount != item.amount
+                ):
+                    self.violation(
+                        f"write {item.description} via {gateway}: wrong answer "
+                        f"{response.transaction}"
+                    )
                 with self.lock:
                     item.ended_at = item.acked_at = ended
                     item.code = "OK"
@@ -218,8 +239,9 @@ class Load:
                 read = Read(gateway, kind, account_id, time.monotonic())
                 try:
                     if kind == "GetAccount":
-                        account = stub.GetAccount(api.GetAccountRequest(account_id=account_id),
-                                                  timeout=read_timeout_s).account
+                        account = stub.GetAccount(
+                            api.GetAccountRequest(account_id=account_id), timeout=read_timeout_s
+                        ).account
                         listed: list[api.Transaction] = []
                     else:
                         listed = self._list(stub, account_id)
@@ -227,8 +249,10 @@ class Load:
                     read.ended_at = time.monotonic()
                     read.code = error.code().name
                     if error.code() not in allowed_failures:
-                        self.violation(f"{kind} {account_id} via {gateway}: "
-                                       f"{error.code().name} {error.details()}")
+                        self.violation(
+                            f"{kind} {account_id} via {gateway}: "
+                            f"{error.code().name} {error.details()}"
+                        )
                     with self.lock:
                         self.reads.append(read)
                     time.sleep(0.05)
@@ -242,19 +266,24 @@ class Load:
                 if kind == "GetAccount":
                     balance = account.settled_balance
                     if not lower <= balance <= upper or account.available_balance != balance:
-                        self.violation(f"stale or wrong {where}: settled {balance}, available "
-                                       f"{account.available_balance}, expected {lower}..{upper}")
+                        self.violation(
+                            f"stale or wrong {where}: settled {balance}, available "
+                            f"{account.available_balance}, expected {lower}..{upper}"
+                        )
                 else:
                     descriptions = [t.description for t in listed]
                     missing = sorted(set(acked) - set(descriptions))
                     if missing:
-                        self.violation(f"stale {where}: {len(missing)} acknowledged writes "
-                                       f"missing, e.g. {missing[:3]}")
+                        self.violation(
+                            f"stale {where}: {len(missing)} acknowledged writes "
+                            f"missing, e.g. {missing[:3]}"
+                        )
                     if len(set(descriptions)) != len(descriptions):
                         self.violation(f"{where}: a description listed twice")
                     if not lower <= sum(t.amount for t in listed) <= upper:
-                        self.violation(f"stale or wrong {where}: listed sum outside "
-                                       f"{lower}..{upper}")
+                        self.violation(
+                            f"stale or wrong {where}: listed sum outside {lower}..{upper}"
+                        )
 
     def _pick_account(self, rng: random.Random, gateway: str) -> str:
         """Every other read: the account of the latest write acknowledged through another
@@ -267,13 +296,18 @@ class Load:
         return rng.choice(self.account_ids)
 
     @staticmethod
-    def _list(stub: ledger_api_pb2_grpc.LedgerServiceApiStub,
-              account_id: str) -> list[api.Transaction]:
+    def _list(
+        stub: ledger_api_pb2_grpc.LedgerServiceApiStub, account_id: str
+    ) -> list[api.Transaction]:
         transactions: list[api.Transaction] = []
         token = ""
         while True:
-            page = stub.ListTransactions(api.ListTransactionsRequest(
-                account_id=account_id, page_size=1000, page_token=token), timeout=read_timeout_s)
+            page = stub.ListTransactions(
+                api.ListTransactionsRequest(
+                    account_id=account_id, page_size=1000, page_token=token
+                ),
+                timeout=read_timeout_s,
+            )
             transactions.extend(page.transactions)
             token = page.next_page_token
             if not token:
@@ -281,6 +315,7 @@ class Load:
 
 
 # -- direct reads on an isolated node (like the SIGSTOP test) -------------------------------
+
 
 class IsolatedReader:
     """While a node is cut off, read its shards' accounts straight from its node API (from the
@@ -318,9 +353,15 @@ class IsolatedReader:
                 shard = rng.choice(shards)
                 account_id = rng.choice(self.by_shard[shard])
                 lower, _ = self.load.lower_bound(account_id)
-                request = node_pb.ReadRequest(shard=shard, queries=[pb.Query(
-                    get_account=pb.GetAccount(account_id=ids.parse_account_id(account_id)))],
-                    timeout_ms=1000)
+                request = node_pb.ReadRequest(
+                    shard=shard,
+                    queries=[
+                        pb.Query(
+                            get_account=pb.GetAccount(account_id=ids.parse_account_id(account_id))
+                        )
+                    ],
+                    timeout_ms=1000,
+                )
                 try:
                     response = stub.Read(request, timeout=2)
                 except grpc.RpcError:
@@ -333,11 +374,14 @@ class IsolatedReader:
                 self.answered += 1
                 balance = response.outcome.results[0].account.settled_balance
                 if balance < lower:
-                    self.load.violation(f"stale direct read on isolated {address} shard {shard}:"
-                                        f" {account_id} settled {balance} < acknowledged {lower}")
+                    self.load.violation(
+                        f"stale direct read on isolated {address} shard {shard}:"
+                        f" {account_id} settled {balance} < acknowledged {lower}"
+                    )
 
 
 # -- the nemesis ----------------------------------------------------------------------------
+
 
 @dataclass
 class Nemesis:
@@ -362,13 +406,18 @@ class Nemesis:
     def leaders(self) -> dict[int, int]:
         """shard -> position of its leader with quorum (only shards with exactly one)."""
         view = self.cluster.leader_view()
-        return {shard: found[0][0] for shard, found in view.items()
-                if len([f for f in found if f[2]]) == 1 and len(found) == 1}
+        return {
+            shard: found[0][0]
+            for shard, found in view.items()
+            if len([f for f in found if f[2]]) == 1 and len(found) == 1
+        }
 
-    def wait_writes(self, after: float, shards: set[int], gateway: str | None,
-                    what: str) -> dict[int, float]:
+    def wait_writes(
+        self, after: float, shards: set[int], gateway: str | None, what: str
+    ) -> dict[int, float]:
         """Per shard, seconds from ``after`` to the first acknowledged write started after it
         (through ``gateway`` if given); raises if some shard takes over recover_timeout_s."""
+
         def all_acked() -> dict[int, float] | None:
             times = {shard: self.load.first_ack(after, {shard}, gateway) for shard in shards}
             if any(t is None for t in times.values()):
@@ -380,8 +429,10 @@ class Nemesis:
     @staticmethod
     def spread(times: dict[int, float]) -> str:
         slowest = max(times, key=lambda shard: times[shard])
-        return (f"{min(times.values()):.2f}..{times[slowest]:.2f} s (slowest: shard {slowest}, "
-                f"median {statistics.median(times.values()):.2f} s)")
+        return (
+            f"{min(times.values()):.2f}..{times[slowest]:.2f} s (slowest: shard {slowest}, "
+            f"median {statistics.median(times.values()):.2f} s)"
+        )
 
     def run(self, duration_s: float) -> None:
         self.start = time.monotonic()
@@ -394,8 +445,9 @@ class Nemesis:
     def cycle(self, number: int) -> None:
         gateways = list(self.load.gateways)
         # (1) isolate the leader of one shard from the two other replicas
-        leaders = wait_until(lambda: self.leaders() or None, recover_timeout_s,
-                             what="a shard with a single leader")
+        leaders = wait_until(
+            lambda: self.leaders() or None, recover_timeout_s, what="a shard with a single leader"
+        )
         shard = sorted(leaders)[(number * 5) % len(leaders)]
         leader = leaders[shard]
         others = [p for p in range(len(self.cluster.nodes)) if p != leader]
@@ -408,44 +460,61 @@ class Nemesis:
         else:
             self.topology.partition([name], [self.node_name(p) for p in others])
             affected = {s for s, p in leaders.items() if p == leader}
-            how = (f"cut node {name} (leader of shard {shard}, and of shards "
-                   f"{sorted(affected)}) from the other nodes; gateways reach all nodes")
+            how = (
+                f"cut node {name} (leader of shard {shard}, and of shards "
+                f"{sorted(affected)}) from the other nodes; gateways reach all nodes"
+            )
         cut_at = time.monotonic()
         self.say(f"cycle {number} step 1: {how}")
         self.isolated_reader.start(self.cluster.nodes[leader].address, sorted(affected))
         recovered = self.wait_writes(cut_at, affected, None, f"writes on shards {affected}")
-        self.record("step 1: cut -> writes on the isolated leader's shards (slowest shard)",
-                    max(recovered.values()))
-        self.say(f"  shards {sorted(affected)} take writes again {self.spread(recovered)} "
-                 "after the cut")
+        self.record(
+            "step 1: cut -> writes on the isolated leader's shards (slowest shard)",
+            max(recovered.values()),
+        )
+        self.say(
+            f"  shards {sorted(affected)} take writes again {self.spread(recovered)} after the cut"
+        )
         time.sleep(max(0.0, cut_at + isolate_hold_s - time.monotonic()))
         self.isolated_reader.stop()
 
         # (2) partition: one node and one gateway against the rest
         leaders = self.leaders()
-        counts = {p: sum(1 for q in leaders.values() if q == p)
-                  for p in range(len(self.cluster.nodes))}
+        counts = {
+            p: sum(1 for q in leaders.values() if q == p) for p in range(len(self.cluster.nodes))
+        }
         isolated = max(counts, key=lambda p: (counts[p], (p - number) % len(counts)))
         minority_gateway = gateways[number % len(gateways)]
         majority_gateway = gateways[(number + 1) % len(gateways)]
         rest = [self.node_name(p) for p in range(len(self.cluster.nodes)) if p != isolated]
         self.topology.heal()
-        self.topology.partition([self.node_name(isolated), minority_gateway],
-                                [*rest, majority_gateway])
+        self.topology.partition(
+            [self.node_name(isolated), minority_gateway], [*rest, majority_gateway]
+        )
         cut_at = time.monotonic()
         affected = {s for s, p in leaders.items() if p == isolated}
-        self.say(f"cycle {number} step 2: healed step 1; partition "
-                 f"{{{self.node_name(isolated)}, {minority_gateway}}} | "
-                 f"{{{', '.join(rest)}, {majority_gateway}}}; {self.node_name(isolated)} led "
-                 f"shards {sorted(affected)}")
+        self.say(
+            f"cycle {number} step 2: healed step 1; partition "
+            f"{{{self.node_name(isolated)}, {minority_gateway}}} | "
+            f"{{{', '.join(rest)}, {majority_gateway}}}; {self.node_name(isolated)} led "
+            f"shards {sorted(affected)}"
+        )
         self.isolated_reader.start(self.cluster.nodes[isolated].address, list(range(16)))
         if affected:
-            recovered = self.wait_writes(cut_at, affected, majority_gateway,
-                                         f"writes on shards {affected} via {majority_gateway}")
-            self.record("step 2: partition -> writes via the majority gateway (slowest shard)",
-                        max(recovered.values()))
-            self.say(f"  shards {sorted(affected)} take writes via {majority_gateway} again "
-                     f"{self.spread(recovered)} after the partition")
+            recovered = self.wait_writes(
+                cut_at,
+                affected,
+                majority_gateway,
+                f"writes on shards {affected} via {majority_gateway}",
+            )
+            self.record(
+                "step 2: partition -> writes via the majority gateway (slowest shard)",
+                max(recovered.values()),
+            )
+            self.say(
+                f"  shards {sorted(affected)} take writes via {majority_gateway} again "
+                f"{self.spread(recovered)} after the partition"
+            )
         time.sleep(max(0.0, cut_at + partition_hold_s - time.monotonic()))
         self.isolated_reader.stop()
         heal_at = time.monotonic()
@@ -455,19 +524,26 @@ class Nemesis:
         self.topology.heal()
         self.say(f"cycle {number} step 3: healed (minority window {heal_at - cut_at:.2f} s)")
         for gateway in (minority_gateway, majority_gateway):
-            recovered = self.wait_writes(heal_at, set(range(16)), gateway,
-                                         f"writes on every shard via {gateway} after the heal")
+            recovered = self.wait_writes(
+                heal_at,
+                set(range(16)),
+                gateway,
+                f"writes on every shard via {gateway} after the heal",
+            )
             first = self.load.first_ack(heal_at, None, gateway)
             assert first is not None
             side = "minority" if gateway == minority_gateway else "majority"
             slowest = max(recovered.values())
             self.record(f"step 3: heal -> first write via the {side} gateway", first - heal_at)
             self.record(f"step 3: heal -> every shard written via the {side} gateway", slowest)
-            self.say(f"  via {gateway} ({side}): writes on every shard {self.spread(recovered)}"
-                     " after the heal")
+            self.say(
+                f"  via {gateway} ({side}): writes on every shard {self.spread(recovered)}"
+                " after the heal"
+            )
 
 
 # -- fixtures -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def topology() -> Iterator[Topology]:
@@ -516,8 +592,9 @@ def _listen_host(socket: str) -> str:
 def _check_bindings(topology: Topology, cluster: NetnsCluster) -> None:
     """Every port (gRPC of nodes and gateways, the 16 Raft ports of a node) listens on its
     namespace address, never on a wildcard."""
-    for host, process in zip([*topology.nodes, *topology.gateways], cluster.processes(),
-                             strict=True):
+    for host, process in zip(
+        [*topology.nodes, *topology.gateways], cluster.processes(), strict=True
+    ):
         sockets = [line.split()[3] for line in topology.listening(host.name).splitlines()]
         grpc_sockets = [s for s in sockets if s.endswith(f":{process.port}")]
         assert grpc_sockets, (host, sockets)
@@ -530,13 +607,18 @@ def _check_bindings(topology: Topology, cluster: NetnsCluster) -> None:
 
 # -- the test -------------------------------------------------------------------------------
 
+
 def test_partition_nemesis(topology: Topology, cluster: NetnsCluster) -> None:
     began = time.monotonic()
-    print(f"\ntopology: bridge {topology.bridge} {topology.bridge_address}/24; "
-          + ", ".join(f"{h.name}={h.netns}@{h.address}" for h in topology.hosts.values()))
+    print(
+        f"\ntopology: bridge {topology.bridge} {topology.bridge_address}/24; "
+        + ", ".join(f"{h.name}={h.netns}@{h.address}" for h in topology.hosts.values())
+    )
     _check_bindings(topology, cluster)
-    gateways = {host.name: process.address
-                for host, process in zip(topology.gateways, cluster.gateways, strict=True)}
+    gateways = {
+        host.name: process.address
+        for host, process in zip(topology.gateways, cluster.gateways, strict=True)
+    }
     accounts = _accounts(cluster.gateways[0].address)
     load = Load(gateways, accounts)
     isolated_reader = IsolatedReader(load, accounts, cluster.config)
@@ -549,52 +631,75 @@ def test_partition_nemesis(topology: Topology, cluster: NetnsCluster) -> None:
         isolated_reader.stop()
         topology.heal()
         load.stop()
-    answered = {g: sum(1 for r in load.reads if r.gateway == g and r.code == "OK")
-                for g in gateways}
-    nemesis.say(f"nemesis done: {nemesis.cycles} cycles, {len(load.issued)} writes "
-                f"({len(load.acks)} acknowledged), {len(load.reads)} gateway reads "
-                f"(answered and checked: {answered}), "
-                f"{isolated_reader.answered} direct reads answered / {isolated_reader.refused} "
-                "refused on isolated nodes")
+    answered = {
+        g: sum(1 for r in load.reads if r.gateway == g and r.code == "OK") for g in gateways
+    }
+    nemesis.say(
+        f"nemesis done: {nemesis.cycles} cycles, {len(load.issued)} writes "
+        f"({len(load.acks)} acknowledged), {len(load.reads)} gateway reads "
+        f"(answered and checked: {answered}), "
+        f"{isolated_reader.answered} direct reads answered / {isolated_reader.refused} "
+        "refused on isolated nodes"
+    )
 
     leaders = cluster.wait_single_leaders(recover_timeout_s)
-    spread = {cluster.topology.nodes[p].name: list(leaders.values()).count(p)
-              for p in range(len(cluster.nodes))}
+    spread = {
+        cluster.topology.nodes[p].name: list(leaders.values()).count(p)
+        for p in range(len(cluster.nodes))
+    }
     nemesis.say(f"one leader per shard, known to every node: {spread}")
 
     # The minority side: after the cut and before the heal, only UNAVAILABLE/DEADLINE_EXCEEDED.
     inside = {"writes": 0, "reads": 0}
     for gateway, cut_at, heal_at in nemesis.minority_windows:
-        calls = [("writes", w.code, w.description) for w in load.issued
-                 if w.gateway == gateway and w.started_at > cut_at and 0 < w.ended_at < heal_at]
-        calls += [("reads", r.code, f"{r.kind} {r.account_id}") for r in load.reads
-                  if r.gateway == gateway and r.started_at > cut_at and r.ended_at < heal_at]
+        calls = [
+            ("writes", w.code, w.description)
+            for w in load.issued
+            if w.gateway == gateway and w.started_at > cut_at and 0 < w.ended_at < heal_at
+        ]
+        calls += [
+            ("reads", r.code, f"{r.kind} {r.account_id}")
+            for r in load.reads
+            if r.gateway == gateway and r.started_at > cut_at and r.ended_at < heal_at
+        ]
         for kind, code, what in calls:
             inside[kind] += 1
             if code not in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-                load.violation(f"minority gateway {gateway} answered {code} to {what} "
-                               f"({cut_at - nemesis.start:.2f}..{heal_at - nemesis.start:.2f} s)")
-    codes = {code: sum(1 for w in load.issued if w.code == code)
-             for code in sorted({w.code for w in load.issued})}
-    nemesis.say(f"minority calls started and ended inside a partition: {inside}; "
-                f"write outcomes: {codes}")
+                load.violation(
+                    f"minority gateway {gateway} answered {code} to {what} "
+                    f"({cut_at - nemesis.start:.2f}..{heal_at - nemesis.start:.2f} s)"
+                )
+    codes = {
+        code: sum(1 for w in load.issued if w.code == code)
+        for code in sorted({w.code for w in load.issued})
+    }
+    nemesis.say(
+        f"minority calls started and ended inside a partition: {inside}; write outcomes: {codes}"
+    )
 
     resolve_and_check(cluster.gateways[0].address, load)  # type: ignore[arg-type]
     with grpc.insecure_channel(cluster.gateways[1].address) as channel:
         stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
         histories = {a: {t.description for t in list_all(stub, a)} for a in accounts}
-    refused_but_applied = [w.description for w in load.issued if not w.keyed
-                           and w.code == "UNAVAILABLE" and w.description in histories[w.account_id]]
+    refused_but_applied = [
+        w.description
+        for w in load.issued
+        if not w.keyed and w.code == "UNAVAILABLE" and w.description in histories[w.account_id]
+    ]
     if refused_but_applied:
-        load.violation(f"writes answered UNAVAILABLE (nothing applied) were applied: "
-                       f"{refused_but_applied[:5]} ({len(refused_but_applied)})")
+        load.violation(
+            f"writes answered UNAVAILABLE (nothing applied) were applied: "
+            f"{refused_but_applied[:5]} ({len(refused_but_applied)})"
+        )
     digests = cluster.wait_converged()
     nemesis.say(f"replicas identical on all nodes ({len(digests)} shards)")
 
     print("recovery times (s): min / median / max over cycles")
     for what, times in nemesis.recoveries.items():
         print(f"  {what}: {min(times):.2f} / {statistics.median(times):.2f} / {max(times):.2f}")
-    print(f"partition cycles survived: {nemesis.cycles}; wall clock "
-          f"{time.monotonic() - began:.1f} s in the test body")
+    print(
+        f"partition cycles survived: {nemesis.cycles}; wall clock "
+        f"{time.monotonic() - began:.1f} s in the test body"
+    )
     assert not load.violations, "\n".join(load.violations[:20])
     assert nemesis.cycles >= 2

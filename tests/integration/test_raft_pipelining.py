@@ -43,9 +43,11 @@ class _Critical(logging.Handler):
 
 
 def _entry(number: int) -> bytes:
-    command = pb.Command(request_id=number.to_bytes(16, "big"), now_ns=T + number,
-                         create_transaction=pb.CreateTransaction(account_id=ACCOUNT, amount=1,
-                                                                 settled=True))
+    command = pb.Command(
+        request_id=number.to_bytes(16, "big"),
+        now_ns=T + number,
+        create_transaction=pb.CreateTransaction(account_id=ACCOUNT, amount=1, settled=True),
+    )
     return pb.CommandBatch(commands=[command]).SerializeToString()
 
 
@@ -60,13 +62,18 @@ def test_pipelined_entries_are_never_truncated_and_replicas_agree(tmp_path: path
             directory = tmp_path / f"r{position}"
             directory.mkdir()
             machine = ShardStateMachine(LevelDBShardStore(directory / "db"))
-            settings = raft_settings(shard_dir=directory, secret="test-secret",
-                                     snapshots=ShardSnapshots(0, machine),
-                                     compaction_entries=compaction_entries, position=position)
+            settings = raft_settings(
+                shard_dir=directory,
+                secret="test-secret",
+                snapshots=ShardSnapshots(0, machine),
+                compaction_entries=compaction_entries,
+                position=position,
+            )
             partners = [other for other in addresses if other != address]
             replicas.append(ShardReplica(0, address, partners, machine, settings))
-        leader = wait_until(lambda: next((r for r in replicas if r._isLeader()), None), 30.0,
-                            what="a leader")
+        leader = wait_until(
+            lambda: next((r for r in replicas if r._isLeader()), None), 30.0, what="a leader"
+        )
         slots = threading.Semaphore(in_flight)
         outcomes: list[int] = []
 
@@ -81,8 +88,11 @@ def test_pipelined_entries_are_never_truncated_and_replicas_agree(tmp_path: path
             leader.submit(_entry(number), done)
         wait_until(lambda: len(outcomes) == entries + 1, 60.0, what="every outcome")
         assert outcomes.count(FAIL_REASON.SUCCESS) == entries + 1, set(outcomes)
-        wait_until(lambda: len({r.machine.applied_index for r in replicas}) == 1, 30.0,
-                   what="replicas at one index")
+        wait_until(
+            lambda: len({r.machine.applied_index for r in replicas}) == 1,
+            30.0,
+            what="replicas at one index",
+        )
         digests = {digest_items(r.machine.store.items()) for r in replicas}
         assert len(digests) == 1
         account = leader.machine.read(pb.Query(get_account=pb.GetAccount(account_id=ACCOUNT)))

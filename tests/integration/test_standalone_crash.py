@@ -188,7 +188,9 @@ def test_sigkill_under_load_loses_nothing_acknowledged(standalone: StandaloneSer
 
         # No torn writes: each account's balances are what its stored history says.
         for account_id in account_ids:
-            account = stub.GetAccount(api.GetAccountRequest(account_id=account_id), timeout=T).account
+            account = stub.GetAccount(
+                api.GetAccountRequest(account_id=account_id), timeout=T
+            ).account
             listed = list_all(stub, account_id)
             assert (account.available_balance, account.settled_balance) == expected_balances(listed)
             assert 0 <= account.available_balance <= account.settled_balance
@@ -200,14 +202,18 @@ def test_sigkill_under_load_loses_nothing_acknowledged(standalone: StandaloneSer
         # Retrying an answered one returns the original.
         for key, transaction in list(load.acked.items())[:50]:
             create = next(c for c in load.creates if c.key == key)
-            assert stub.CreateTransaction(create.request(), timeout=T).transaction.id == transaction.id
+            assert (
+                stub.CreateTransaction(create.request(), timeout=T).transaction.id == transaction.id
+            )
 
         keys_sent = {create.key for create in load.creates}
         seen: Counter[str] = Counter()
         for account_id in account_ids:
             listed = list_all(stub, account_id)
             seen.update(t.description for t in listed if t.description)
-            account = stub.GetAccount(api.GetAccountRequest(account_id=account_id), timeout=T).account
+            account = stub.GetAccount(
+                api.GetAccountRequest(account_id=account_id), timeout=T
+            ).account
             assert (account.available_balance, account.settled_balance) == expected_balances(listed)
         duplicated = {key: count for key, count in seen.items() if count > 1}
         assert not duplicated
@@ -221,7 +227,11 @@ def test_sigterm_exits_cleanly_and_restart_keeps_data(standalone: StandaloneServ
     try:
         account = stub.CreateAccount(api.CreateAccountRequest(), timeout=T).account
         keyed = api.CreateTransactionRequest(
-            account_id=account.id, amount=70, description="keyed", settled=True, idempotency_key="k1"
+            account_id=account.id,
+            amount=70,
+            description="keyed",
+            settled=True,
+            idempotency_key="k1",
         )
         top_up = stub.CreateTransaction(keyed, timeout=T).transaction
         hold = api.CreateTransactionRequest(account_id=account.id, amount=-20, settled=False)

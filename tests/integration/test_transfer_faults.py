@@ -47,17 +47,20 @@ from ledger.pb import ledger_api_pb2_grpc
 Stub = ledger_api_pb2_grpc.LedgerServiceApiStub
 
 account_count = 12
-same_shard_pairs = 3          # accounts created on purpose on the shard of an earlier one
+same_shard_pairs = 3  # accounts created on purpose on the shard of an earlier one
 worker_count = 6
 load_s = 26.0
 call_timeout_s = 5.0
-attempts_max = 5              # per call: the first try and up to 4 retries with the same key
-impatient_share = 0.3         # calls whose client gives up after one failure: resolvers finish
+attempts_max = 5  # per call: the first try and up to 4 retries with the same key
+impatient_share = 0.3  # calls whose client gives up after one failure: resolvers finish
 quiesce_timeout_s = 30.0
 sample_interval_s = 0.3
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-FINAL = {api.TRANSFER_STATUS_COMPLETED, api.TRANSFER_STATUS_FAILED,
-         api.TRANSFER_STATUS_INSUFFICIENT_FUNDS}
+FINAL = {
+    api.TRANSFER_STATUS_COMPLETED,
+    api.TRANSFER_STATUS_FAILED,
+    api.TRANSFER_STATUS_INSUFFICIENT_FUNDS,
+}
 CHANNEL_OPTIONS = [  # reconnect soon to a restarted gateway (the default backoff grows to 2 min)
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
@@ -73,15 +76,19 @@ class Call:
     source: str
     target: str
     amount: int
-    patient: bool = True      # retries a retryable failure with the same key
+    patient: bool = True  # retries a retryable failure with the same key
     # (sent, answered: seconds from the load's start; gateway index; status code name)
     attempts: list[tuple[float, float, int, str]] = field(default_factory=list)
     transfer: api.Transfer | None = None
 
     def request(self) -> api.CreateTransferRequest:
-        return api.CreateTransferRequest(from_account_id=self.source, to_account_id=self.target,
-                                         amount=self.amount, description=self.key,
-                                         idempotency_key=self.key)
+        return api.CreateTransferRequest(
+            from_account_id=self.source,
+            to_account_id=self.target,
+            amount=self.amount,
+            description=self.key,
+            idempotency_key=self.key,
+        )
 
 
 @dataclass
@@ -93,8 +100,7 @@ class Gateways:
     def stubs(self) -> list[Stub]:
         return [Stub(channel) for channel in self.channels]
 
-    def call(self, method: str, request: object, timeout_s: float = 10.0,
-             tries: int = 6) -> Any:
+    def call(self, method: str, request: object, timeout_s: float = 10.0, tries: int = 6) -> Any:
         """A read or a keyed write through whichever gateway answers (retryable codes only)."""
         stubs = self.stubs
         for attempt in range(tries):
@@ -111,14 +117,19 @@ class Gateways:
 def cluster(tmp_path: pathlib.Path) -> Iterator[tuple[ClusterService, Gateways]]:
     service = ClusterService(tmp_path)
     second = ServiceProcess(
-        "gateway2", "ledger.cli.gateway",
-        ["--port", str(free_port()), "--cluster-config", str(service.config_path)], tmp_path)
+        "gateway2",
+        "ledger.cli.gateway",
+        ["--port", str(free_port()), "--cluster-config", str(service.config_path)],
+        tmp_path,
+    )
     channels: list[grpc.Channel] = []
     try:
         service.start()
         second.start()
-        channels = [grpc.insecure_channel(process.address, options=CHANNEL_OPTIONS)
-                    for process in (service.gateway, second)]
+        channels = [
+            grpc.insecure_channel(process.address, options=CHANNEL_OPTIONS)
+            for process in (service.gateway, second)
+        ]
         yield service, Gateways([service.gateway, second], channels)
     finally:
         for channel in channels:
@@ -131,8 +142,17 @@ def _shard(account_id: str) -> int:
     return ids.shard_index(ids.parse_account_id(account_id))
 
 
+def _status_name(transfer: api.Transfer) -> str:
+    return api.TransferStatus.Name(transfer.status)
+
+
+def _seconds(at_ns: int, t0_ns: int) -> float:
+    return (at_ns - t0_ns) / 1e9
+
+
 def _make_accounts(gateways: Gateways, rng: random.Random) -> tuple[list[str], dict[str, int]]:
     """Accounts over several shards, ``same_shard_pairs`` of them sharing a shard, topped up."""
+
     def create() -> str:
         return str(gateways.call("CreateAccount", api.CreateAccountRequest()).account.id)
 
@@ -148,9 +168,16 @@ def _make_accounts(gateways: Gateways, rng: random.Random) -> tuple[list[str], d
     top_ups = {}
     for account in accounts:
         amount = rng.randint(500, 2000)
-        created = gateways.call("CreateTransaction", api.CreateTransactionRequest(
-            account_id=account, amount=amount, settled=True,
-            description=f"top-up {account}", idempotency_key=f"top-up {account}"))
+        created = gateways.call(
+            "CreateTransaction",
+            api.CreateTransactionRequest(
+                account_id=account,
+                amount=amount,
+                settled=True,
+                description=f"top-up {account}",
+                idempotency_key=f"top-up {account}",
+            ),
+        )
         assert created.transaction.status == api.TRANSACTION_STATUS_SETTLED
         top_ups[account] = amount
     return accounts, top_ups
@@ -178,8 +205,9 @@ class Load:
         by_shard: dict[int, list[str]] = defaultdict(list)
         for account in accounts:
             by_shard[_shard(account)].append(account)
-        self.same_shard = [(a, b) for group in by_shard.values() for a in group for b in group
-                           if a != b]
+        self.same_shard = [
+            (a, b) for group in by_shard.values() for a in group for b in group if a != b
+        ]
         self.cross_shard = [(a, b) for a in accounts for b in accounts if _shard(a) != _shard(b)]
         assert self.same_shard and self.cross_shard
 
@@ -213,21 +241,25 @@ class Load:
         sequence = 0
         while not self._stop_workers.is_set():
             sequence += 1
-            source, target = rng.choice(self.same_shard if rng.random() < 0.25
-                                        else self.cross_shard)
+            source, target = rng.choice(
+                self.same_shard if rng.random() < 0.25 else self.cross_shard
+            )
             # 1 in 10 asks for more than all the money there is: INSUFFICIENT_FUNDS for sure.
-            amount = (self.total + rng.randint(1, 100) if rng.random() < 0.1
-                      else rng.randint(1, 400))
-            call = Call(f"s{self.seed}-w{worker}-{sequence}", source, target, amount,
-                        patient=rng.random() >= impatient_share)
+            amount = self.total + rng.randint(1, 100) if rng.random() < 0.1 else rng.randint(1, 400)
+            call = Call(
+                f"s{self.seed}-w{worker}-{sequence}",
+                source,
+                target,
+                amount,
+                patient=rng.random() >= impatient_share,
+            )
             with self._lock:
                 self.calls.append(call)
             gateway = rng.randrange(len(stubs))
             for attempt in range(attempts_max if call.patient else 1):
                 sent = self.now()
                 try:
-                    response = stubs[gateway].CreateTransfer(call.request(),
-                                                             timeout=call_timeout_s)
+                    response = stubs[gateway].CreateTransfer(call.request(), timeout=call_timeout_s)
                 except grpc.RpcError as error:
                     call.attempts.append((sent, self.now(), gateway, error.code().name))
                     if error.code() not in RETRYABLE:
@@ -243,16 +275,21 @@ class Load:
         while not self._stop_sampler.is_set():
             for account in self.accounts:
                 try:
-                    found = self.gateways.call("GetAccount",
-                                               api.GetAccountRequest(account_id=account),
-                                               timeout_s=3.0, tries=2).account
+                    found = self.gateways.call(
+                        "GetAccount",
+                        api.GetAccountRequest(account_id=account),
+                        timeout_s=3.0,
+                        tries=2,
+                    ).account
                 except grpc.RpcError:
                     self.sample_errors += 1
                     continue
                 if not 0 <= found.available_balance <= found.settled_balance:
-                    self.violations.append(f"t={self.now():.2f} {account}: available "
-                                           f"{found.available_balance}, settled "
-                                           f"{found.settled_balance}")
+                    self.violations.append(
+                        f"t={self.now():.2f} {account}: available "
+                        f"{found.available_balance}, settled "
+                        f"{found.settled_balance}"
+                    )
             self.samples += 1
             self._stop_sampler.wait(sample_interval_s)
 
@@ -264,8 +301,9 @@ def _most_leading(cluster: ClusterService, exclude: int | None = None) -> int:
     return max(candidates)[1]
 
 
-def _nemesis(cluster: ClusterService, gateways: Gateways, load: Load,
-             actions: list[tuple[float, str]]) -> float:
+def _nemesis(
+    cluster: ClusterService, gateways: Gateways, load: Load, actions: list[tuple[float, str]]
+) -> float:
     """The fault schedule (times from the load's start); returns when the faults stopped."""
     gateway1, gateway2 = gateways.processes
 
@@ -310,7 +348,8 @@ def _histories(gateways: Gateways, accounts: list[str]) -> dict[str, list[api.Tr
 
 
 def test_transfers_stay_atomic_when_gateways_and_leaders_die(
-        cluster: tuple[ClusterService, Gateways]) -> None:
+    cluster: tuple[ClusterService, Gateways],
+) -> None:
     service, gateways = cluster
     try:
         _run(service, gateways)
@@ -345,7 +384,7 @@ def _run(service: ClusterService, gateways: Gateways) -> None:
     known = {call.transfer.id for call in load.calls if call.transfer}
     unknown_keys = {call.key for call in unknown}
     in_flight: dict[str, float] = {}  # transfer id -> when found final (monotonic)
-    strangers: dict[str, str] = {}    # transfer id no call returned -> its key (description)
+    strangers: dict[str, str] = {}  # transfer id no call returned -> its key (description)
     for history in _histories(gateways, accounts).values():
         for transaction in history:
             if transaction.transfer_id and transaction.amount < 0:
@@ -355,7 +394,8 @@ def _run(service: ClusterService, gateways: Gateways) -> None:
                     strangers[transaction.transfer_id] = transaction.description
     assert set(strangers.values()) <= unknown_keys, (
         "a transfer whose key is no unknown-outcome call's: "
-        f"{sorted(set(strangers.values()) - unknown_keys)[:5]}")
+        f"{sorted(set(strangers.values()) - unknown_keys)[:5]}"
+    )
     pending = set(in_flight)
     resolved_at: dict[str, api.Transfer] = {}
     deadline = time.monotonic() + quiesce_timeout_s
@@ -370,17 +410,21 @@ def _run(service: ClusterService, gateways: Gateways) -> None:
             assert time.monotonic() < deadline, f"still IN_FLIGHT: {sorted(pending)}"
             time.sleep(0.5)
     for transfer in sorted(resolved_at.values(), key=lambda t: t.created_at):
-        print(f"  IN_FLIGHT after the load: {transfer.id} (key {transfer.description}, shards "
-              f"{_shard(transfer.from_account_id)} -> {_shard(transfer.to_account_id)}): begun "
-              f"t={(transfer.created_at - load.t0_ns) / 1e9:.2f}s, final "
-              f"t={(transfer.updated_at - load.t0_ns) / 1e9:.2f}s (stamps)")
+        print(
+            f"  IN_FLIGHT after the load: {transfer.id} (key {transfer.description}, shards "
+            f"{_shard(transfer.from_account_id)} -> {_shard(transfer.to_account_id)}): begun "
+            f"t={(transfer.created_at - load.t0_ns) / 1e9:.2f}s, final "
+            f"t={(transfer.updated_at - load.t0_ns) / 1e9:.2f}s (stamps)"
+        )
     if in_flight:
         last = max(in_flight.values())
         last_updated_ns = max(t.updated_at for t in resolved_at.values())
-        print(f"{len(in_flight)} transfer(s) IN_FLIGHT after the load; the last one found final "
-              f"{last - faults_stopped:.2f} s after the faults stopped "
-              f"({last - load_stopped:.2f} s after the load); its last step was stamped "
-              f"{(last_updated_ns - faults_stopped_ns) / 1e9:.2f} s after the faults stopped")
+        print(
+            f"{len(in_flight)} transfer(s) IN_FLIGHT after the load; the last one found final "
+            f"{last - faults_stopped:.2f} s after the faults stopped "
+            f"({last - load_stopped:.2f} s after the load); its last step was stamped "
+            f"{(last_updated_ns - faults_stopped_ns) / 1e9:.2f} s after the faults stopped"
+        )
     else:
         print("no transfer was IN_FLIGHT after the load")
 
@@ -391,7 +435,10 @@ def _run(service: ClusterService, gateways: Gateways) -> None:
     for transfer_id, key in strangers.items():
         learned = by_key[key].transfer
         assert learned is not None and learned.id == transfer_id, (
-            f"the retry of {key} did not return the transfer it had begun", transfer_id, learned)
+            f"the retry of {key} did not return the transfer it had begun",
+            transfer_id,
+            learned,
+        )
 
     # -- every transfer is final, and GetTransfer agrees with what the call returned ---------
     def fetch(call: Call) -> tuple[Call, api.Transfer]:
@@ -406,8 +453,12 @@ def _run(service: ClusterService, gateways: Gateways) -> None:
         assert call.transfer is not None
         assert transfer.status in FINAL, transfer
         assert transfer == call.transfer, (call.key, call.transfer, transfer)
-        assert (transfer.from_account_id, transfer.to_account_id, transfer.amount,
-                transfer.description) == (call.source, call.target, call.amount, call.key)
+        assert (
+            transfer.from_account_id,
+            transfer.to_account_id,
+            transfer.amount,
+            transfer.description,
+        ) == (call.source, call.target, call.amount, call.key)
     ids_by_call = Counter(call.transfer.id for call in load.calls if call.transfer)
     assert max(ids_by_call.values()) == 1, "two calls got the same transfer"
     by_id = {call.transfer.id: call for call in load.calls if call.transfer}
@@ -417,16 +468,20 @@ def _run(service: ClusterService, gateways: Gateways) -> None:
     sides: dict[str, list[tuple[str, api.Transaction]]] = defaultdict(list)
     for account, history in histories.items():
         outside = [(t.amount, t.status, t.description) for t in history if not t.transfer_id]
-        assert outside == [(top_ups[account], api.TRANSACTION_STATUS_SETTLED,
-                            f"top-up {account}")], (account, outside)
+        assert outside == [
+            (top_ups[account], api.TRANSACTION_STATUS_SETTLED, f"top-up {account}")
+        ], (account, outside)
         for transaction in history:
             if transaction.transfer_id:
                 sides[transaction.transfer_id].append((account, transaction))
     foreign = sorted(set(sides) - set(by_id))
-    assert not foreign, ("transactions of transfers no call returned: "
-                         f"{[(i, [t.description for _, t in sides[i]]) for i in foreign]}")
-    debit_keys = Counter(t.description for entries in sides.values() for _, t in entries
-                         if t.amount < 0)
+    assert not foreign, (
+        "transactions of transfers no call returned: "
+        f"{[(i, [t.description for _, t in sides[i]]) for i in foreign]}"
+    )
+    debit_keys = Counter(
+        t.description for entries in sides.values() for _, t in entries if t.amount < 0
+    )
     assert max(debit_keys.values(), default=1) == 1, "one key, two transfers"
     expected_settled = dict(top_ups)
     for transfer_id, call in by_id.items():
@@ -436,77 +491,134 @@ def _run(service: ClusterService, gateways: Gateways) -> None:
         credits = [(a, t.id, t.amount, t.status) for a, t in sides[transfer_id] if t.amount > 0]
         assert all(t.description == call.key for _, t in sides[transfer_id])
         if final.status == api.TRANSFER_STATUS_COMPLETED:
-            assert debits == [(call.source, final.debit_transaction_id, -call.amount,
-                               api.TRANSACTION_STATUS_SETTLED)], (final, debits)
-            assert credits == [(call.target, final.credit_transaction_id, call.amount,
-                                api.TRANSACTION_STATUS_SETTLED)], (final, credits)
+            assert debits == [
+                (
+                    call.source,
+                    final.debit_transaction_id,
+                    -call.amount,
+                    api.TRANSACTION_STATUS_SETTLED,
+                )
+            ], (final, debits)
+            assert credits == [
+                (
+                    call.target,
+                    final.credit_transaction_id,
+                    call.amount,
+                    api.TRANSACTION_STATUS_SETTLED,
+                )
+            ], (final, credits)
             expected_settled[call.source] -= call.amount
             expected_settled[call.target] += call.amount
         else:
-            debit_status = (api.TRANSACTION_STATUS_INSUFFICIENT_FUNDS
-                            if final.status == api.TRANSFER_STATUS_INSUFFICIENT_FUNDS
-                            else api.TRANSACTION_STATUS_CANCELLED)
-            assert debits == [(call.source, final.debit_transaction_id, -call.amount,
-                               debit_status)], (final, debits)
+            debit_status = (
+                api.TRANSACTION_STATUS_INSUFFICIENT_FUNDS
+                if final.status == api.TRANSFER_STATUS_INSUFFICIENT_FUNDS
+                else api.TRANSACTION_STATUS_CANCELLED
+            )
+            assert debits == [
+                (call.source, final.debit_transaction_id, -call.amount, debit_status)
+            ], (final, debits)
             assert credits == [] and not final.credit_transaction_id, (final, credits)
 
     # -- balances: conserved, no hold left, as the completed transfers say -------------------
-    balances = {account: gateways.call("GetAccount", api.GetAccountRequest(account_id=account))
-                .account for account in accounts}
+    balances = {
+        account: gateways.call("GetAccount", api.GetAccountRequest(account_id=account)).account
+        for account in accounts
+    }
     for account, found in balances.items():
         assert found.available_balance == found.settled_balance, (account, found)
         assert found.settled_balance == expected_settled[account], (account, found)
         assert found.settled_balance == sum(
-            t.amount for t in histories[account] if t.status == api.TRANSACTION_STATUS_SETTLED)
+            t.amount for t in histories[account] if t.status == api.TRANSACTION_STATUS_SETTLED
+        )
     assert sum(found.settled_balance for found in balances.values()) == total
     assert not load.violations, f"0 <= available <= settled broken: {load.violations[:5]}"
     service.wait_converged()
 
     # -- the record ---------------------------------------------------------------------------
-    statuses = Counter(api.TransferStatus.Name(call.transfer.status) for call in load.calls
-                       if call.transfer)
+    statuses = Counter(
+        api.TransferStatus.Name(call.transfer.status) for call in load.calls if call.transfer
+    )
     codes = Counter(code for call in load.calls for *_, code in call.attempts)
     retried = sum(1 for call in load.calls if len(call.attempts) > 1)
     same = sum(1 for call in load.calls if _shard(call.source) == _shard(call.target))
     print(f"transfers by status: {dict(statuses)} ({same} on one shard)")
-    print(f"attempts by outcome: {dict(codes)}; {retried} call(s) retried with their key; "
-          f"{sum(not c.patient for c in load.calls)} impatient call(s); "
-          f"{len(unknown)} outcome(s) unknown after the load, learned by a retry: "
-          f"{dict(Counter(api.TransferStatus.Name(c.transfer.status) for c in unknown if c.transfer))}")
-    slow = sorted((c.transfer for c in load.calls if c.transfer and c.transfer.updated_at
-                   - c.transfer.created_at > 2e9), key=lambda t: t.created_at)
+    print(
+        f"attempts by outcome: {dict(codes)}; {retried} call(s) retried with their key; "
+        f"{sum(not c.patient for c in load.calls)} impatient call(s); "
+        f"{len(unknown)} outcome(s) unknown after the load, learned by a retry: "
+        f"{dict(Counter(_status_name(c.transfer) for c in unknown if c.transfer))}"
+    )
+    slow = sorted(
+        (
+            c.transfer
+            for c in load.calls
+            if c.transfer and c.transfer.updated_at - c.transfer.created_at > 2e9
+        ),
+        key=lambda t: t.created_at,
+    )
     if slow:
-        print(f"{len(slow)} transfer(s) took over 2 s from begin to final (begun -> final, "
-              "seconds from the load's start): " + ", ".join(
-                  f"{(t.created_at - load.t0_ns) / 1e9:.2f} -> {(t.updated_at - load.t0_ns) / 1e9:.2f}"
-                  for t in slow))
-        print(f"the last of them became final "
-              f"{(max(t.updated_at for t in slow) - faults_stopped_ns) / 1e9:+.2f} s from when "
-              "the faults stopped")
-    resumed = [c for c in load.calls if c.transfer and len(c.attempts) > 1
-               and c.transfer.created_at < load.t0_ns + c.attempts[0][1] * 1e9]
-    print(f"{len(resumed)} retried call(s) got back the transfer their failed first attempt "
-          "had begun")
-    print(f"of the {len(unknown)} unknown outcomes, {len(strangers)} had begun during the load "
-          f"(the others began with the retry after it)")
+        print(
+            f"{len(slow)} transfer(s) took over 2 s from begin to final (begun -> final, "
+            "seconds from the load's start): "
+            + ", ".join(
+                f"{_seconds(t.created_at, load.t0_ns):.2f} -> "
+                f"{_seconds(t.updated_at, load.t0_ns):.2f}"
+                for t in slow
+            )
+        )
+        print(
+            f"the last of them became final "
+            f"{(max(t.updated_at for t in slow) - faults_stopped_ns) / 1e9:+.2f} s from when "
+            "the faults stopped"
+        )
+    resumed = [
+        c
+        for c in load.calls
+        if c.transfer
+        and len(c.attempts) > 1
+        and c.transfer.created_at < load.t0_ns + c.attempts[0][1] * 1e9
+    ]
+    print(
+        f"{len(resumed)} retried call(s) got back the transfer their failed first attempt had begun"
+    )
+    print(
+        f"of the {len(unknown)} unknown outcomes, {len(strangers)} had begun during the load "
+        f"(the others began with the retry after it)"
+    )
     # On a healthy cluster a call should not take seconds; one that does is printed with its
     # transfer's stamps (begun, final) to tell which step waited.
     calm = faults_stopped - load.t0 + 1.0  # a second after the last restart
-    late = [c for c in load.calls if c.attempts and c.attempts[0][0] > calm
-            and c.attempts[-1][1] - c.attempts[0][0] > 2.0]
-    print(f"{len(late)} call(s) sent after t={calm:.2f}s (faults over) took over 2 s" + "".join(
-        f"\n  {c.key} shards {_shard(c.source)}->{_shard(c.target)} attempts (sent, answered, "
-        f"gateway, code) {[(round(a, 2), round(b, 2), g, code) for a, b, g, code in c.attempts]}"
-        f"; transfer begun t={(c.transfer.created_at - load.t0_ns) / 1e9:.2f}s, final "
-        f"t={(c.transfer.updated_at - load.t0_ns) / 1e9:.2f}s"
-        for c in late if c.transfer))
-    print(f"balance samples: {load.samples} rounds over {len(accounts)} accounts, "
-          f"{load.sample_errors} read(s) failed, {len(load.violations)} violation(s)")
+    late = [
+        c
+        for c in load.calls
+        if c.attempts and c.attempts[0][0] > calm and c.attempts[-1][1] - c.attempts[0][0] > 2.0
+    ]
+    print(
+        f"{len(late)} call(s) sent after t={calm:.2f}s (faults over) took over 2 s"
+        + "".join(
+            f"\n  {c.key} shards {_shard(c.source)}->{_shard(c.target)} attempts (sent, answered, "
+            f"gateway, code) "
+            f"{[(round(a, 2), round(b, 2), g, code) for a, b, g, code in c.attempts]}"
+            f"; transfer begun t={(c.transfer.created_at - load.t0_ns) / 1e9:.2f}s, final "
+            f"t={(c.transfer.updated_at - load.t0_ns) / 1e9:.2f}s"
+            for c in late
+            if c.transfer
+        )
+    )
+    print(
+        f"balance samples: {load.samples} rounds over {len(accounts)} accounts, "
+        f"{load.sample_errors} read(s) failed, {len(load.violations)} violation(s)"
+    )
     print("nemesis: " + "; ".join(f"t={t:.2f}s {what}" for t, what in actions))
     for moment, what in actions:
         if what.startswith("SIGKILL gateway"):
-            cut = [c for c in load.calls for sent, answered, _, code in c.attempts
-                   if sent < moment <= answered + 0.05 and code == "UNAVAILABLE"]
+            cut = [
+                c
+                for c in load.calls
+                for sent, answered, _, code in c.attempts
+                if sent < moment <= answered + 0.05 and code == "UNAVAILABLE"
+            ]
             print(f"  {what} at t={moment:.2f}s cut {len(cut)} call(s) mid-way")
     print(f"settled total {total} == top-ups {total}; replicas converged")
     assert statuses["TRANSFER_STATUS_COMPLETED"] and statuses["TRANSFER_STATUS_INSUFFICIENT_FUNDS"]

@@ -39,26 +39,40 @@ def shard(account_id: str) -> int:
 
 
 def top_up(stub: Stub, account_id: str, amount: int) -> None:
-    stub.CreateTransaction(api.CreateTransactionRequest(account_id=account_id, amount=amount,
-                                                        settled=True), timeout=call_timeout_s)
+    stub.CreateTransaction(
+        api.CreateTransactionRequest(account_id=account_id, amount=amount, settled=True),
+        timeout=call_timeout_s,
+    )
 
 
 def balances(stub: Stub, account_id: str) -> tuple[int, int]:
-    account = stub.GetAccount(api.GetAccountRequest(account_id=account_id),
-                              timeout=call_timeout_s).account
+    account = stub.GetAccount(
+        api.GetAccountRequest(account_id=account_id), timeout=call_timeout_s
+    ).account
     return account.available_balance, account.settled_balance
 
 
 def history(stub: Stub, account_id: str) -> list[api.Transaction]:
-    return list(stub.ListTransactions(api.ListTransactionsRequest(account_id=account_id),
-                                      timeout=call_timeout_s).transactions)
+    return list(
+        stub.ListTransactions(
+            api.ListTransactionsRequest(account_id=account_id), timeout=call_timeout_s
+        ).transactions
+    )
 
 
-def transfer(stub: Stub, source: str, target: str, amount: int, key: str = "",
-             description: str = "rent") -> api.Transfer:
-    return stub.CreateTransfer(api.CreateTransferRequest(
-        from_account_id=source, to_account_id=target, amount=amount, description=description,
-        idempotency_key=key), timeout=call_timeout_s).transfer
+def transfer(
+    stub: Stub, source: str, target: str, amount: int, key: str = "", description: str = "rent"
+) -> api.Transfer:
+    return stub.CreateTransfer(
+        api.CreateTransferRequest(
+            from_account_id=source,
+            to_account_id=target,
+            amount=amount,
+            description=description,
+            idempotency_key=key,
+        ),
+        timeout=call_timeout_s,
+    ).transfer
 
 
 @pytest.mark.parametrize("same_shard", [False, True], ids=["across-shards", "same-shard"])
@@ -74,11 +88,14 @@ def test_a_transfer_completes_and_shows_on_both_sides(stub: Stub, same_shard: bo
     debit = [t for t in history(stub, source) if t.transfer_id == done.id]
     credit = [t for t in history(stub, target) if t.transfer_id == done.id]
     assert [(t.amount, t.status, t.id) for t in debit] == [
-        (-30, api.TRANSACTION_STATUS_SETTLED, done.debit_transaction_id)]
+        (-30, api.TRANSACTION_STATUS_SETTLED, done.debit_transaction_id)
+    ]
     assert [(t.amount, t.status, t.id) for t in credit] == [
-        (30, api.TRANSACTION_STATUS_SETTLED, done.credit_transaction_id)]
-    fetched = stub.GetTransfer(api.GetTransferRequest(transfer_id=done.id),
-                               timeout=call_timeout_s).transfer
+        (30, api.TRANSACTION_STATUS_SETTLED, done.credit_transaction_id)
+    ]
+    fetched = stub.GetTransfer(
+        api.GetTransferRequest(transfer_id=done.id), timeout=call_timeout_s
+    ).transfer
     assert fetched == done
 
 
@@ -106,17 +123,21 @@ def test_an_idempotency_key_returns_the_same_transfer(stub: Stub) -> None:
     assert balances(stub, source) == (30, 30) and balances(stub, target) == (20, 20)
 
 
-@pytest.mark.parametrize(("case", "code"), [
-    ("same-account", grpc.StatusCode.INVALID_ARGUMENT),
-    ("zero", grpc.StatusCode.INVALID_ARGUMENT),
-    ("negative", grpc.StatusCode.INVALID_ARGUMENT),
-    ("bad-id", grpc.StatusCode.INVALID_ARGUMENT),
-    ("unknown-destination", grpc.StatusCode.NOT_FOUND),
-    ("unknown-source", grpc.StatusCode.NOT_FOUND),
-    ("long-description", grpc.StatusCode.INVALID_ARGUMENT),
-])
-def test_bad_transfers_get_their_status_and_change_nothing(stub: Stub, case: str,
-                                                           code: grpc.StatusCode) -> None:
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("same-account", grpc.StatusCode.INVALID_ARGUMENT),
+        ("zero", grpc.StatusCode.INVALID_ARGUMENT),
+        ("negative", grpc.StatusCode.INVALID_ARGUMENT),
+        ("bad-id", grpc.StatusCode.INVALID_ARGUMENT),
+        ("unknown-destination", grpc.StatusCode.NOT_FOUND),
+        ("unknown-source", grpc.StatusCode.NOT_FOUND),
+        ("long-description", grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+def test_bad_transfers_get_their_status_and_change_nothing(
+    stub: Stub, case: str, code: grpc.StatusCode
+) -> None:
     source = account_on(stub, None, same=True)
     target = account_on(stub, source, same=False)
     top_up(stub, source, 40)
@@ -140,8 +161,9 @@ def test_bad_transfers_get_their_status_and_change_nothing(stub: Stub, case: str
 def test_get_transfer_of_an_unknown_or_malformed_id(stub: Stub) -> None:
     source = account_on(stub, None, same=True)
     with pytest.raises(grpc.RpcError) as missing:
-        stub.GetTransfer(api.GetTransferRequest(transfer_id=source + "0" * 15 + "9"),
-                         timeout=call_timeout_s)
+        stub.GetTransfer(
+            api.GetTransferRequest(transfer_id=source + "0" * 15 + "9"), timeout=call_timeout_s
+        )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as malformed:
         stub.GetTransfer(api.GetTransferRequest(transfer_id="xyz"), timeout=call_timeout_s)
@@ -152,22 +174,29 @@ def test_a_pending_hold_with_a_timeout_is_cancelled_on_its_own(stub: Stub) -> No
     """Nothing else writes to the shard: the gateway's resolver moves its clock (Tick)."""
     account = account_on(stub, None, same=True)
     top_up(stub, account, 50)
-    held = stub.CreateTransaction(api.CreateTransactionRequest(
-        account_id=account, amount=-20, settled=False, hold_timeout_ms=500),
-        timeout=call_timeout_s).transaction
+    held = stub.CreateTransaction(
+        api.CreateTransactionRequest(
+            account_id=account, amount=-20, settled=False, hold_timeout_ms=500
+        ),
+        timeout=call_timeout_s,
+    ).transaction
     assert held.status == api.TRANSACTION_STATUS_PENDING and held.expires_at > held.created_at
     assert balances(stub, account) == (30, 50)
     deadline = time.monotonic() + 15.0
     while time.monotonic() < deadline:
-        found = stub.GetTransaction(api.GetTransactionRequest(transaction_id=held.id),
-                                    timeout=call_timeout_s).transaction
+        found = stub.GetTransaction(
+            api.GetTransactionRequest(transaction_id=held.id), timeout=call_timeout_s
+        ).transaction
         if found.status == api.TRANSACTION_STATUS_CANCELLED:
             break
         time.sleep(0.2)
     assert found.status == api.TRANSACTION_STATUS_CANCELLED
     assert balances(stub, account) == (50, 50)
     with pytest.raises(grpc.RpcError) as refused:
-        stub.CreateTransaction(api.CreateTransactionRequest(
-            account_id=account, amount=-5, settled=True, hold_timeout_ms=500),
-            timeout=call_timeout_s)
+        stub.CreateTransaction(
+            api.CreateTransactionRequest(
+                account_id=account, amount=-5, settled=True, hold_timeout_ms=500
+            ),
+            timeout=call_timeout_s,
+        )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -65,7 +65,7 @@ class PendingFile:
     """
 
     def __init__(self, fd: int, size: int) -> None:
-        self.fd = fd              # O_RDWR on the backing inode, owned (keeps the inode alive)
+        self.fd = fd  # O_RDWR on the backing inode, owned (keeps the inode alive)
         self.size = size
         self.floor = size
         self.pages: dict[int, bytearray] = {}
@@ -96,7 +96,7 @@ class PendingFile:
             if page is None:
                 parts.append(self._backing(position, take))
             else:
-                parts.append(bytes(page[start:start + take]))
+                parts.append(bytes(page[start : start + take]))
             position += take
         return b"".join(parts)
 
@@ -107,7 +107,7 @@ class PendingFile:
         while done < len(data):
             number, start = divmod(position, PAGE)
             take = min(PAGE - start, len(data) - done)
-            self._page(number)[start:start + take] = view[done:done + take]
+            self._page(number)[start : start + take] = view[done : done + take]
             position += take
             done += take
         self.size = max(self.size, offset + len(data))
@@ -165,7 +165,7 @@ class LazyOperations:
         self._mutex = threading.Lock()
         self.handles: dict[int, tuple[int, tuple[int, int]]] = {}  # fh -> (backing fd, key)
         self.open_count: dict[tuple[int, int], int] = {}
-        self.pending: dict[tuple[int, int], PendingFile] = {}     # (st_dev, st_ino) -> state
+        self.pending: dict[tuple[int, int], PendingFile] = {}  # (st_dev, st_ino) -> state
 
     def __call__(self, op: str, *args: Any) -> Any:
         from fuse import FuseOSError  # type: ignore[import-untyped]
@@ -325,10 +325,17 @@ class LazyOperations:
             if state is not None:
                 size = state.size
             return {
-                "st_mode": st.st_mode, "st_nlink": st.st_nlink, "st_uid": st.st_uid,
-                "st_gid": st.st_gid, "st_size": size, "st_blocks": (size + 511) // 512,
-                "st_blksize": PAGE, "st_atime": st.st_atime_ns, "st_mtime": st.st_mtime_ns,
-                "st_ctime": st.st_ctime_ns, "st_rdev": st.st_rdev,
+                "st_mode": st.st_mode,
+                "st_nlink": st.st_nlink,
+                "st_uid": st.st_uid,
+                "st_gid": st.st_gid,
+                "st_size": size,
+                "st_blocks": (size + 511) // 512,
+                "st_blksize": PAGE,
+                "st_atime": st.st_atime_ns,
+                "st_mtime": st.st_mtime_ns,
+                "st_ctime": st.st_ctime_ns,
+                "st_rdev": st.st_rdev,
             }
 
     # names and metadata: straight to the backing dir
@@ -424,9 +431,21 @@ class LazyOperations:
     @_errors_as_fuse
     def statfs(self, path: str) -> dict[str, int]:
         st = os.statvfs(self._path(path))
-        return {key: getattr(st, key) for key in (
-            "f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree", "f_files",
-            "f_flag", "f_frsize", "f_namemax")}
+        return {
+            key: getattr(st, key)
+            for key in (
+                "f_bavail",
+                "f_bfree",
+                "f_blocks",
+                "f_bsize",
+                "f_favail",
+                "f_ffree",
+                "f_files",
+                "f_flag",
+                "f_frsize",
+                "f_namemax",
+            )
+        }
 
 
 def _exit_with_parent(parent: int, mountpoint: str) -> None:
@@ -455,8 +474,8 @@ def serve(backing: str, mountpoint: str, debug: bool = False, parent: int | None
         subtype="lazyfs",
         big_writes=True,
         max_write=128 * 1024,
-        hard_remove=True,       # unlink of an open file: really unlinked, no .fuse_hidden files
-        atomic_o_trunc=True,    # O_TRUNC arrives with open, as a pending truncation
+        hard_remove=True,  # unlink of an open file: really unlinked, no .fuse_hidden files
+        atomic_o_trunc=True,  # O_TRUNC arrives with open, as a pending truncation
     )
 
 
@@ -493,8 +512,9 @@ class LazyFS:
     dir; ``stop()`` is a clean unmount (pending data written back, like a real umount).
     """
 
-    def __init__(self, backing: pathlib.Path, mountpoint: pathlib.Path,
-                 log_path: pathlib.Path | None = None) -> None:
+    def __init__(
+        self, backing: pathlib.Path, mountpoint: pathlib.Path, log_path: pathlib.Path | None = None
+    ) -> None:
         self.backing = pathlib.Path(backing)
         self.mountpoint = pathlib.Path(mountpoint)
         self.log_path = log_path or self.backing.parent / f"lazyfs-{self.mountpoint.name}.log"
@@ -519,10 +539,19 @@ class LazyFS:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), str(self.backing),
-                 str(self.mountpoint), "--parent", str(os.getpid())],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
+                [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    str(self.backing),
+                    str(self.mountpoint),
+                    "--parent",
+                    str(os.getpid()),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                start_new_session=True,
             )
         deadline = time.monotonic() + start_timeout_s
         while True:
@@ -532,12 +561,14 @@ class LazyFS:
             if ready and _mounted(self.mountpoint):
                 return
             if self.process.poll() is not None:
-                raise RuntimeError(f"lazyfs exited with status {self.process.returncode}:\n"
-                                   f"{self.tail_log(offset)}")
+                raise RuntimeError(
+                    f"lazyfs exited with status {self.process.returncode}:\n{self.tail_log(offset)}"
+                )
             if time.monotonic() > deadline:
                 self.power_loss()
-                raise TimeoutError(f"lazyfs did not mount within {start_timeout_s} s:\n"
-                                   f"{self.tail_log(offset)}")
+                raise TimeoutError(
+                    f"lazyfs did not mount within {start_timeout_s} s:\n{self.tail_log(offset)}"
+                )
             time.sleep(0.02)
 
     def power_loss(self) -> None:
@@ -606,8 +637,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("backing", help="directory holding the durable (fsync'd) data")
     parser.add_argument("mountpoint", help="empty directory to mount on")
     parser.add_argument("--debug", action="store_true", help="libfuse debug output")
-    parser.add_argument("--parent", type=int, metavar="PID",
-                        help="unmount and exit when this process is no longer our parent")
+    parser.add_argument(
+        "--parent",
+        type=int,
+        metavar="PID",
+        help="unmount and exit when this process is no longer our parent",
+    )
     options = parser.parse_args(argv)
     serve(options.backing, options.mountpoint, options.debug, options.parent)
 

@@ -38,8 +38,13 @@ def power_cycle(fs: LazyFS) -> None:
     fs.start()
 
 
-def write(path: pathlib.Path, data: bytes, offset: int = 0, sync: bool = False,
-          flags: int = os.O_WRONLY | os.O_CREAT) -> None:
+def write(
+    path: pathlib.Path,
+    data: bytes,
+    offset: int = 0,
+    sync: bool = False,
+    flags: int = os.O_WRONLY | os.O_CREAT,
+) -> None:
     fd = os.open(path, flags, 0o644)
     try:
         os.pwrite(fd, data, offset)
@@ -107,13 +112,13 @@ def test_shared_mmap_write_survives_with_flush_only(fs: LazyFS) -> None:
     for path, flush in ((flushed, True), (unflushed, False)):
         with open(path, "r+b") as handle:
             mapping = mmap.mmap(handle.fileno(), 0)  # MAP_SHARED, read and write
-            mapping[PAGE - 3:PAGE + 3] = b"mapped"
+            mapping[PAGE - 3 : PAGE + 3] = b"mapped"
             if flush:
                 mapping.flush()  # msync(MS_SYNC): dirty pages written, then FUSE fsync
             mapping.close()
-        assert path.read_bytes()[PAGE - 3:PAGE + 3] == b"mapped"  # written back on close
+        assert path.read_bytes()[PAGE - 3 : PAGE + 3] == b"mapped"  # written back on close
     power_cycle(fs)
-    assert flushed.read_bytes()[PAGE - 3:PAGE + 3] == b"mapped"
+    assert flushed.read_bytes()[PAGE - 3 : PAGE + 3] == b"mapped"
     assert unflushed.read_bytes() == bytes(3 * PAGE)
 
 
@@ -185,7 +190,7 @@ def test_sparse_writes(fs: LazyFS) -> None:
     write(path, b"tail", offset=1 << 20)
     assert path.stat().st_size == (1 << 20) + 4
     data = path.read_bytes()
-    assert data[:4] == b"head" and data[4:1 << 20] == bytes((1 << 20) - 4)
+    assert data[:4] == b"head" and data[4 : 1 << 20] == bytes((1 << 20) - 4)
     fsync(path)
     power_cycle(fs)
     assert path.read_bytes() == data

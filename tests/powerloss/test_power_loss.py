@@ -54,14 +54,20 @@ class PoweredCluster:
     fs: LazyFS
 
     def logs(self) -> str:
-        parts = [f"--- {p.name} ---\n{p.tail_log()}" for p in [*self.cluster.nodes,
-                                                                 self.cluster.gateway]]
+        parts = [
+            f"--- {p.name} ---\n{p.tail_log()}" for p in [*self.cluster.nodes, self.cluster.gateway]
+        ]
         return "\n".join([*parts, f"--- lazyfs ---\n{self.fs.tail_log()}"])
 
 
 def _node_flag_exists(flag: str) -> bool:
-    result = subprocess.run([sys.executable, "-m", "ledger.cli.node", "--help"],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger.cli.node", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return flag in result.stdout
 
 
@@ -79,8 +85,9 @@ def powered(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[
     root.mkdir()
     (root / "data").symlink_to(fs.mountpoint, target_is_directory=True)
     fs.start()
-    cluster = ClusterService(root, node_args=["--compaction-entries", str(compaction_entries),
-                                              *extra_args])
+    cluster = ClusterService(
+        root, node_args=["--compaction-entries", str(compaction_entries), *extra_args]
+    )
     setup = PoweredCluster(cluster, fs)
     try:
         cluster.start()
@@ -96,8 +103,10 @@ def powered(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[
 def _accounts(address: str, count: int) -> list[str]:
     with grpc.insecure_channel(address) as channel:
         stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
-        return [stub.CreateAccount(api.CreateAccountRequest(), timeout=10).account.id
-                for _ in range(count)]
+        return [
+            stub.CreateAccount(api.CreateAccountRequest(), timeout=10).account.id
+            for _ in range(count)
+        ]
 
 
 def _load_then_lose_power(powered: PoweredCluster) -> LoadRecorder:
@@ -129,8 +138,10 @@ def _restart_and_check(powered: PoweredCluster, recorder: LoadRecorder) -> None:
     print(f"every shard led {time.monotonic() - started_at:.1f} s after the power came back")
     resolve_and_check(cluster.address, recorder)
     cluster.wait_converged(timeout_s=restart_timeout_s)
-    print(f"history checked and replicas converged "
-          f"{time.monotonic() - started_at:.1f} s after the power came back")
+    print(
+        f"history checked and replicas converged "
+        f"{time.monotonic() - started_at:.1f} s after the power came back"
+    )
 
 
 def test_power_loss_of_every_node_loses_no_acknowledged_write(powered: PoweredCluster) -> None:
@@ -156,9 +167,11 @@ def _describe(error: BaseException) -> str:
 
 # -- the standalone server: the same promise, one process, no journal ----------------------------
 
+
 @pytest.fixture
-def powered_standalone(request: pytest.FixtureRequest,
-                       tmp_path: pathlib.Path) -> Iterator[tuple[StandaloneService, LazyFS]]:
+def powered_standalone(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path
+) -> Iterator[tuple[StandaloneService, LazyFS]]:
     """``ledger-standalone`` whose data dir is on lazyfs; ``request.param``: extra args."""
     reason = fuse_unavailable_reason()
     if reason is not None:
@@ -195,14 +208,17 @@ def _standalone_power_cycle(server: StandaloneService, fs: LazyFS) -> None:
 
 
 def test_power_loss_of_the_standalone_server_loses_no_acknowledged_write(
-        powered_standalone: tuple[StandaloneService, LazyFS]) -> None:
+    powered_standalone: tuple[StandaloneService, LazyFS],
+) -> None:
     _standalone_power_cycle(*powered_standalone)
 
 
-@pytest.mark.parametrize("powered_standalone", [[UNSAFE_FLAG]], indirect=True,
-                         ids=["unsafe-no-fsync"])
+@pytest.mark.parametrize(
+    "powered_standalone", [[UNSAFE_FLAG]], indirect=True, ids=["unsafe-no-fsync"]
+)
 def test_without_fsync_the_standalone_server_loses_acknowledged_writes(
-        powered_standalone: tuple[StandaloneService, LazyFS]) -> None:
+    powered_standalone: tuple[StandaloneService, LazyFS],
+) -> None:
     with pytest.raises(LOSS_SHOWS_AS) as failure:
         _standalone_power_cycle(*powered_standalone)
     print(f"as expected, the loss was detected: {_describe(failure.value)}")

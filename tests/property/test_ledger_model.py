@@ -506,7 +506,7 @@ def test_request_expiry_is_the_same_warm_cold_and_restored(
                 assert follower_results == results
             if not lagging:
                 assert list(follower_store.items()) == list(warm_store.items())
-        for command, result in zip(batch, results):
+        for command, result in zip(batch, results, strict=True):
             shard_clock = max(shard_clock, command.now_ns)
             rid = command.request_id
             if not rid:

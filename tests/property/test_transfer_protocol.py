@@ -46,10 +46,12 @@ Step = Callable[[], None]
 @dataclass
 class World:
     stores: list[MemoryShardStore] = field(
-        default_factory=lambda: [MemoryShardStore() for _ in range(SHARDS)])
+        default_factory=lambda: [MemoryShardStore() for _ in range(SHARDS)]
+    )
     indexes: list[Iterator[int]] = field(
-        default_factory=lambda: [itertools.count(1) for _ in range(SHARDS)])
-    external: int = 0   # top-ups from outside: what the settled balances must sum to
+        default_factory=lambda: [itertools.count(1) for _ in range(SHARDS)]
+    )
+    external: int = 0  # top-ups from outside: what the settled balances must sum to
     begun: list[Transfer] = field(default_factory=list)
 
     def shard_of(self, account_id: int) -> int:
@@ -81,11 +83,16 @@ class World:
 def open_accounts(world: World, balances: list[int]) -> None:
     for account_id, balance in zip(ACCOUNTS, balances, strict=True):
         shard = world.shard_of(account_id)
-        world.commit(shard, world.accounts(account_id).create_account(
-            CreateAccount(account_id, T)).writes)
+        world.commit(
+            shard, world.accounts(account_id).create_account(CreateAccount(account_id, T)).writes
+        )
         if balance:
-            world.commit(shard, world.accounts(account_id).create_transaction(
-                CreateTransaction(account_id, balance, "top-up", True, T)).writes)
+            world.commit(
+                shard,
+                world.accounts(account_id)
+                .create_transaction(CreateTransaction(account_id, balance, "top-up", True, T))
+                .writes,
+            )
             world.external += balance
 
 
@@ -97,7 +104,7 @@ def drive(world: World, command: BeginTransfer) -> Iterator[Step]:
     def begin() -> None:
         steps = world.transfers(source)
         same_shard = world.shard_of(command.to_account_id) == source
-        result, writes = (steps.within_shard(command) if same_shard else steps.begin(command))
+        result, writes = steps.within_shard(command) if same_shard else steps.begin(command)
         world.commit(source, writes)
         assert isinstance(result, Transfer), result
         world.begun.append(result)
@@ -114,17 +121,25 @@ def resume(world: World, transfer: Transfer) -> Iterator[Step]:
 
     def credit() -> None:
         target = world.shard_of(transfer.to_account_id)
-        result, writes = world.transfers(target).credit(CreditTransfer(
-            transfer.to_account_id, transfer.from_account_id, transfer.debit_number,
-            transfer.amount, transfer.description, T + 2))
+        result, writes = world.transfers(target).credit(
+            CreditTransfer(
+                transfer.to_account_id,
+                transfer.from_account_id,
+                transfer.debit_number,
+                transfer.amount,
+                transfer.description,
+                T + 2,
+            )
+        )
         world.commit(target, writes)
         assert isinstance(result, TransferCredit)
         decision.append(result)
 
     def finish() -> None:
         source = world.shard_of(transfer.from_account_id)
-        result, writes = world.transfers(source).finish(FinishTransfer(
-            transfer.from_account_id, transfer.debit_number, decision[0], T + 3))
+        result, writes = world.transfers(source).finish(
+            FinishTransfer(transfer.from_account_id, transfer.debit_number, decision[0], T + 3)
+        )
         world.commit(source, writes)
         assert isinstance(result, Transfer) and result.status != TransferStatus.IN_FLIGHT
 
@@ -138,19 +153,27 @@ def resolver(world: World) -> Iterator[Step]:
             yield from resume(world, transfer)
 
 
-transfers = st.lists(st.tuples(
-    st.sampled_from([*ACCOUNTS]),
-    st.sampled_from([*ACCOUNTS, UNKNOWN_ACCOUNT]),
-    st.integers(1, 150),
-    st.integers(0, 3),  # the driver dies after this many steps (3: it never dies)
-), min_size=1, max_size=12)
+transfers = st.lists(
+    st.tuples(
+        st.sampled_from([*ACCOUNTS]),
+        st.sampled_from([*ACCOUNTS, UNKNOWN_ACCOUNT]),
+        st.integers(1, 150),
+        st.integers(0, 3),  # the driver dies after this many steps (3: it never dies)
+    ),
+    min_size=1,
+    max_size=12,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(balances=st.lists(st.integers(0, 200), min_size=len(ACCOUNTS), max_size=len(ACCOUNTS)),
-       planned=transfers, schedule=st.lists(st.integers(0, 1_000), max_size=200))
+@given(
+    balances=st.lists(st.integers(0, 200), min_size=len(ACCOUNTS), max_size=len(ACCOUNTS)),
+    planned=transfers,
+    schedule=st.lists(st.integers(0, 1_000), max_size=200),
+)
 def test_every_transfer_ends_final_once_on_each_side_and_money_is_conserved(
-        balances: list[int], planned: list[tuple[int, int, int, int]], schedule: list[int]) -> None:
+    balances: list[int], planned: list[tuple[int, int, int, int]], schedule: list[int]
+) -> None:
     world = World()
     open_accounts(world, balances)
     runners: list[tuple[Iterator[Step], int]] = []
@@ -201,8 +224,11 @@ def check_final(world: World, begun: Transfer) -> None:
     reference = (begun.from_account_id, begun.debit_number)
     debits = [t for t in world.history(begun.from_account_id) if t.transfer_key == reference]
     assert len(debits) == 1 and debits[0].amount == -begun.amount
-    credits = [] if begun.to_account_id == UNKNOWN_ACCOUNT else [
-        t for t in world.history(begun.to_account_id) if t.transfer_key == reference]
+    credits = (
+        []
+        if begun.to_account_id == UNKNOWN_ACCOUNT
+        else [t for t in world.history(begun.to_account_id) if t.transfer_key == reference]
+    )
     expected_debit = {
         TransferStatus.COMPLETED: Status.SETTLED,
         TransferStatus.FAILED: Status.CANCELLED,
