@@ -76,7 +76,7 @@ async def _balance_leadership(
     while True:
         for shard, replica in replicas.items():
             preferred = config.shards[shard].preferred_leader
-            if preferred != node_id and replica._isLeader():
+            if preferred != node_id and replica.is_leader():
                 replica.request_transfer(config.node(preferred).raft_address(shard))
         await asyncio.sleep(balance_interval_s)
 
@@ -107,7 +107,7 @@ async def run_node(
     await health_servicer.enter_graceful_shutdown()
     await server.stop(2.0)
     for replica in replicas.values():
-        replica.destroy_synchronous()
+        replica.stop()
     for replica in replicas.values():
         replica.machine.store.close()
     print(f"ledger-node {node_id} stopped", flush=True)

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from ledger.replication.raft_group import FAIL_REASON
+from ledger.replication.raft_group import EntryCallback, EntryFate
 
 __all__ = ["BarrierFailed", "ReadBarrier"]
 
@@ -28,7 +28,8 @@ class BarrierFailed(Exception):
 
 
 class ReadBarrier:
-    def __init__(self, submit_barrier: Callable[[Callable[[Any, int], None]], None]) -> None:
+    def __init__(self, submit_barrier: Callable[[EntryCallback], None]) -> None:
+        """``submit_barrier`` proposes a barrier entry (``ShardReplica.submit_barrier``)."""
         self._submit_barrier = submit_barrier
         self._waiting: list[asyncio.Future[None]] = []
         self._in_flight = False
@@ -51,15 +52,19 @@ class ReadBarrier:
         self._generation += 1
         generation = self._generation
 
-        def on_applied(_result: Any, reason: int) -> None:  # tick thread
-            loop.call_soon_threadsafe(self._finish, generation, batch, reason)
+        def on_applied(_result: Any, fate: EntryFate) -> None:  # tick thread
+            failure = None if fate is EntryFate.APPLIED else f"not committed ({fate.value})"
+            loop.call_soon_threadsafe(self._finish, generation, batch, failure)
 
         self._timer = loop.call_later(
-            barrier_timeout_s, self._finish, generation, batch, FAIL_REASON.LEADER_CHANGED
+            barrier_timeout_s, self._finish, generation, batch, "not committed in time"
         )
         self._submit_barrier(on_applied)
 
-    def _finish(self, generation: int, batch: list[asyncio.Future[None]], reason: int) -> None:
+    def _finish(
+        self, generation: int, batch: list[asyncio.Future[None]], failure: str | None
+    ) -> None:
+        """Answer one barrier's readers: all released (``failure`` None) or all failed."""
         if generation != self._generation or not self._in_flight:
             return  # a late callback of a barrier that already timed out
         self._in_flight = False
@@ -68,9 +73,9 @@ class ReadBarrier:
         for future in batch:
             if future.done():
                 continue
-            if reason == FAIL_REASON.SUCCESS:
+            if failure is None:
                 future.set_result(None)
             else:
-                future.set_exception(BarrierFailed(f"read barrier failed (reason {reason})"))
+                future.set_exception(BarrierFailed(failure))
         if self._waiting:
             self._start(asyncio.get_running_loop())

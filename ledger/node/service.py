@@ -26,7 +26,7 @@ from ledger.pb import ledger_node_pb2 as node_pb
 from ledger.pb import ledger_node_pb2_grpc
 from ledger.replication.fatal import halt_on_apply_failure
 from ledger.replication.leader_executor import LeaderExecutor
-from ledger.replication.raft_group import FAIL_REASON, ShardReplica
+from ledger.replication.raft_group import EntryFate, ShardReplica
 from ledger.replication.state_machine import (
     WRITE_SET_APPLIED,
     WRITE_SET_STALE,
@@ -42,17 +42,12 @@ inflight_entries_max = 64
 write_set_attempts_max = 3  # a stale write set is executed again on the fresh state
 timeout_ms_default = 5_000
 timeout_ms_max = 60_000
-_ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 
-# PySyncObj failure -> what the gateway may assume about the batch.
-_REFUSALS: dict[int, node_pb.Refusal] = {
-    FAIL_REASON.QUEUE_FULL: node_pb.REFUSAL_OVERLOADED,
-    FAIL_REASON.MISSING_LEADER: node_pb.REFUSAL_NOT_LEADER,
-    FAIL_REASON.NOT_LEADER: node_pb.REFUSAL_NOT_LEADER,
-    FAIL_REASON.DISCARDED: node_pb.REFUSAL_NOT_LEADER,
-    FAIL_REASON.REQUEST_DENIED: node_pb.REFUSAL_NOT_LEADER,
-    FAIL_REASON.LEADER_CHANGED: node_pb.REFUSAL_APPLIED_UNKNOWN,
-    FAIL_REASON.UNKNOWN_OUTCOME: node_pb.REFUSAL_APPLIED_UNKNOWN,
+# An entry that did not apply -> what the gateway may assume about the batch.
+_REFUSALS: dict[EntryFate, node_pb.Refusal] = {
+    EntryFate.OVERLOADED: node_pb.REFUSAL_OVERLOADED,
+    EntryFate.NOT_LEADER: node_pb.REFUSAL_NOT_LEADER,
+    EntryFate.UNKNOWN: node_pb.REFUSAL_APPLIED_UNKNOWN,
 }
 
 
@@ -76,7 +71,10 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):
     # -- routing checks ---------------------------------------------------------------------
 
     def leader_address(self, shard: int) -> str:
-        raft_address = self._replicas[shard].leader_raft_address()
+        return self._node_address(shard, self._replicas[shard].leader_raft_address())
+
+    def _node_address(self, shard: int, raft_address: str | None) -> str:
+        """The node API address of a shard replica's Raft address ("" when unknown)."""
         if raft_address is None:
             return ""
         node = self._config.node_by_raft_address(shard, raft_address)
@@ -92,9 +90,9 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):
         replica = self._replicas.get(shard)
         if replica is None:
             return self._refuse(shard, node_pb.REFUSAL_NOT_HOSTED, "shard is not hosted here")
-        if not replica._isLeader():
+        if not replica.is_leader():
             return self._refuse(shard, node_pb.REFUSAL_NOT_LEADER, "not the leader")
-        if not replica.hasQuorum:
+        if not replica.has_quorum():
             return self._refuse(shard, node_pb.REFUSAL_NO_QUORUM, "leader has no quorum")
         return None
 
@@ -140,33 +138,29 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):
         except BaseException:  # noqa: BLE001 - a bug in the core: stop rather than diverge
             halt_on_apply_failure(shard)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[Any, int]] = loop.create_future()
+        future: asyncio.Future[tuple[Any, EntryFate]] = loop.create_future()
 
-        def on_applied(result: Any, reason: int) -> None:  # tick thread, or this one
-            loop.call_soon_threadsafe(_resolve, future, (result, reason))
+        def on_applied(result: Any, fate: EntryFate) -> None:  # tick thread, or this one
+            loop.call_soon_threadsafe(_resolve, future, (result, fate))
 
         self._inflight[shard] += 1
         try:
             self._replicas[shard].submit(prepared.entry, on_applied)
             remaining_s = max(deadline_s - time.monotonic(), 0.0)
-            result, reason = await asyncio.wait_for(asyncio.shield(future), remaining_s)
+            result, fate = await asyncio.wait_for(asyncio.shield(future), remaining_s)
         except TimeoutError:
             executor.reset()
             return self._refuse(shard, node_pb.REFUSAL_APPLIED_UNKNOWN, "no outcome in time")
         finally:
             self._inflight[shard] -= 1
-        if reason == FAIL_REASON.SUCCESS and result == WRITE_SET_APPLIED:
+        if fate is EntryFate.APPLIED and result == WRITE_SET_APPLIED:
             executor.applied(prepared.write_set_id)
             return node_pb.ShardOutcome(shard=shard, result_batch=prepared.result_batch)
         executor.reset()
-        if reason == FAIL_REASON.SUCCESS and result == WRITE_SET_STALE:
+        if fate is EntryFate.APPLIED and result == WRITE_SET_STALE:
             return None
-        if reason != FAIL_REASON.SUCCESS:
-            return self._refuse(
-                shard,
-                _REFUSALS.get(reason, node_pb.REFUSAL_APPLIED_UNKNOWN),
-                f"raft refused the entry (reason {reason})",
-            )
+        if fate is not EntryFate.APPLIED:
+            return self._refuse(shard, _REFUSALS[fate], f"raft refused the entry ({fate.value})")
         # None: the index was applied before, so it cannot be this entry.
         return self._refuse(shard, node_pb.REFUSAL_APPLIED_UNKNOWN, "entry was a replay")
 
@@ -190,28 +184,28 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):
     async def Status(self, request: node_pb.StatusRequest, context: Any) -> node_pb.StatusResponse:
         shards = []
         for shard, replica in sorted(self._replicas.items()):
-            status = replica.getStatus()
+            status = replica.status()
             digest = ""
             if request.include_digest:
                 digest = await asyncio.to_thread(digest_items, replica.machine.store.items())
             shards.append(
                 node_pb.ShardStatus(
                     shard=shard,
-                    role=_ROLES.get(status["state"], "unknown"),
-                    term=status["raft_term"],
-                    leader_address=self.leader_address(shard),
-                    raft_applied_index=status["last_applied"],
-                    raft_commit_index=status["commit_idx"],
+                    role=status.role.value,
+                    term=status.term,
+                    leader_address=self._node_address(shard, status.leader_raft_address),
+                    raft_applied_index=status.applied_index,
+                    raft_commit_index=status.commit_index,
                     store_applied_index=replica.machine.applied_index,
                     digest=digest,
-                    has_quorum=bool(status["has_quorum"]),
-                    log_length=status["log_len"],
+                    has_quorum=status.has_quorum,
+                    log_length=status.log_length,
                 )
             )
         return node_pb.StatusResponse(node_id=self._node_id, shards=shards)
 
 
-def _resolve(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
+def _resolve(future: asyncio.Future[tuple[Any, EntryFate]], value: tuple[Any, EntryFate]) -> None:
     if not future.done():
         future.set_result(value)
 

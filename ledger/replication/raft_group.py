@@ -23,17 +23,23 @@ Settings are spelled out in ``raft_settings``:
 
 Apply never raises into PySyncObj (an exception would make it retry the entry forever and wedge
 the group): domain failures are values, and a failed assertion is logged and stops the process.
+
+Everything outside ``ledger/replication`` talks to a replica through a small typed interface:
+``is_leader()``, ``has_quorum()``, ``leader_raft_address()``, ``status()`` (a ``ReplicaStatus``),
+``submit``/``submit_barrier`` (whose callbacks get an ``EntryFate``), ``request_transfer`` and
+``stop()``. PySyncObj's role numbers, status dict keys and ``FAIL_REASON`` codes stay in here.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import pathlib
 import pickle
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
@@ -43,7 +49,14 @@ from ledger.replication.fatal import halt_on_apply_failure
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import WRITE_SET_MAGIC, ShardStateMachine
 
-__all__ = ["FAIL_REASON", "ShardReplica", "raft_settings"]
+__all__ = [
+    "EntryCallback",
+    "EntryFate",
+    "ReplicaRole",
+    "ReplicaStatus",
+    "ShardReplica",
+    "raft_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +64,62 @@ log_compaction_entries = 1_000  # the log is also held in RAM: keep it short
 log_compaction_interval_s = 120
 commands_queue_size = 10_000  # PySyncObj's own queue; the node bounds in-flight before it
 snapshot_chunk_bytes = 256 * 1024  # one install-snapshot message
+
+
+class ReplicaRole(enum.Enum):
+    """A replica's Raft role; the value is how the node's Status rpc spells it."""
+
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+_ROLES = {0: ReplicaRole.FOLLOWER, 1: ReplicaRole.CANDIDATE, 2: ReplicaRole.LEADER}  # PySyncObj's
+
+
+class ReplicaStatus(NamedTuple):
+    """One replica's view of its group, read at one moment (it may be stale a moment later)."""
+
+    role: ReplicaRole
+    term: int
+    commit_index: int  # the highest entry this replica knows to be committed
+    applied_index: int  # the highest entry applied here (may lead the store: no-op entries)
+    leader_raft_address: str | None  # the last leader this replica heard of
+    has_quorum: bool  # connected to a majority, itself included
+    log_length: int  # entries held in memory since the last compaction
+
+
+class EntryFate(enum.Enum):
+    """What became of a proposed entry, as far as the caller needs to know."""
+
+    APPLIED = "applied"  # committed and applied here; the callback's value is apply's result
+    OVERLOADED = "overloaded"  # PySyncObj's command queue was full: never proposed
+    NOT_LEADER = "not leader"  # not committed and never will be: no leader, or not this one
+    UNKNOWN = "outcome unknown"  # leadership changed while it was in flight: it may yet commit
+
+
+# PySyncObj's FAIL_REASON -> fate; a reason missing here counts as UNKNOWN (the safe answer).
+_FATES = {
+    FAIL_REASON.SUCCESS: EntryFate.APPLIED,
+    FAIL_REASON.QUEUE_FULL: EntryFate.OVERLOADED,
+    FAIL_REASON.MISSING_LEADER: EntryFate.NOT_LEADER,
+    FAIL_REASON.NOT_LEADER: EntryFate.NOT_LEADER,
+    FAIL_REASON.DISCARDED: EntryFate.NOT_LEADER,
+    FAIL_REASON.REQUEST_DENIED: EntryFate.NOT_LEADER,
+    FAIL_REASON.LEADER_CHANGED: EntryFate.UNKNOWN,
+    FAIL_REASON.UNKNOWN_OUTCOME: EntryFate.UNKNOWN,
+}
+
+EntryCallback = Callable[[Any, EntryFate], None]
+"""Called once per proposed entry, on the replica's tick thread (or the caller's, when the
+entry is refused at once): apply's return value (None unless APPLIED) and the entry's fate."""
+
+
+def _with_fate(callback: EntryCallback) -> Callable[[Any, int], None]:
+    def on_done(result: Any, reason: int) -> None:
+        callback(result, _FATES.get(reason, EntryFate.UNKNOWN))
+
+    return on_done
 
 
 def compaction_offset(shard: int, position: int, span: int) -> int:
@@ -269,11 +338,44 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         entry committed before the read began has been applied here."""
         return int(self.raftLastApplied + 1)
 
-    def submit(self, data: bytes, callback: Callable[[Any, int], None]) -> None:
-        self.apply_entry(data, callback=callback)
+    # -- the interface for the node layer ------------------------------------------------------
 
-    def submit_barrier(self, callback: Callable[[Any, int], None]) -> None:
-        self.barrier(callback=callback)
+    def submit(self, data: bytes, callback: EntryCallback) -> None:
+        """Propose an entry (a write set or a command batch); ``callback`` gets its fate."""
+        self.apply_entry(data, callback=_with_fate(callback))
+
+    def submit_barrier(self, callback: EntryCallback) -> None:
+        """Propose a no-op barrier entry; APPLIED proves leadership up to its index."""
+        self.barrier(callback=_with_fate(callback))
+
+    def is_leader(self) -> bool:
+        """This replica is a leader (another may already have been elected without its news)."""
+        return bool(self._isLeader())
+
+    def has_quorum(self) -> bool:
+        """Connected to a majority of the group, itself included."""
+        return bool(self.hasQuorum)
+
+    def leader_raft_address(self) -> str | None:
+        """The Raft address of the last leader this replica heard of (None: none known)."""
+        leader = self._getLeader()
+        return None if leader is None else str(leader.address)
+
+    def status(self) -> ReplicaStatus:
+        """Read field by field (``getStatus`` walks dicts the tick thread may be changing)."""
+        return ReplicaStatus(
+            role=_ROLES[self._SyncObj__raftState],
+            term=int(self.raftCurrentTerm),
+            commit_index=int(self.raftCommitIndex),
+            applied_index=int(self.raftLastApplied),
+            leader_raft_address=self.leader_raft_address(),
+            has_quorum=self.has_quorum(),
+            log_length=len(self._SyncObj__raftLog),
+        )
+
+    def stop(self) -> None:
+        """Stop the Raft group and wait for its threads (the store stays open)."""
+        self.destroy_synchronous()
 
     def request_transfer(self, raft_address: str) -> None:
         """Ask the tick thread (PySyncObj is not thread-safe) to hand leadership over."""
@@ -287,7 +389,3 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
             target, self._transfer_target = self._transfer_target, None
         if target is not None and self._isLeader():
             self.transferLeadership(target)
-
-    def leader_raft_address(self) -> str | None:
-        leader = self._getLeader()
-        return None if leader is None else str(leader.address)

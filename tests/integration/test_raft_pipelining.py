@@ -19,7 +19,7 @@ import threading
 import time
 
 from ledger.pb import ledger_internal_pb2 as pb
-from ledger.replication.raft_group import FAIL_REASON, ShardReplica, raft_settings
+from ledger.replication.raft_group import EntryFate, ShardReplica, raft_settings
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import ShardStateMachine
 from ledger.storage.base import digest_items
@@ -72,13 +72,13 @@ def test_pipelined_entries_are_never_truncated_and_replicas_agree(tmp_path: path
             partners = [other for other in addresses if other != address]
             replicas.append(ShardReplica(0, address, partners, machine, settings))
         leader = wait_until(
-            lambda: next((r for r in replicas if r._isLeader()), None), 30.0, what="a leader"
+            lambda: next((r for r in replicas if r.is_leader()), None), 30.0, what="a leader"
         )
         slots = threading.Semaphore(in_flight)
-        outcomes: list[int] = []
+        outcomes: list[EntryFate] = []
 
-        def done(_result: object, reason: int) -> None:
-            outcomes.append(reason)
+        def done(_result: object, fate: EntryFate) -> None:
+            outcomes.append(fate)
             slots.release()
 
         create = pb.Command(now_ns=T, create_account=pb.CreateAccount(account_id=ACCOUNT))
@@ -87,7 +87,7 @@ def test_pipelined_entries_are_never_truncated_and_replicas_agree(tmp_path: path
             assert slots.acquire(timeout=30.0)
             leader.submit(_entry(number), done)
         wait_until(lambda: len(outcomes) == entries + 1, 60.0, what="every outcome")
-        assert outcomes.count(FAIL_REASON.SUCCESS) == entries + 1, set(outcomes)
+        assert outcomes.count(EntryFate.APPLIED) == entries + 1, set(outcomes)
         wait_until(
             lambda: len({r.machine.applied_index for r in replicas}) == 1,
             30.0,
@@ -101,7 +101,7 @@ def test_pipelined_entries_are_never_truncated_and_replicas_agree(tmp_path: path
     finally:
         logging.getLogger("pysyncobj").removeHandler(critical)
         for replica in replicas:
-            replica.destroy_synchronous()
+            replica.stop()
         for replica in replicas:
             replica.machine.store.close()
         time.sleep(0.1)
