@@ -1,4 +1,5 @@
-"""The pure, deterministic ledger core: imports only ``ledger.limits`` and ``ledger.ids``."""
+"""The pure, deterministic ledger core: imports only ``ledger.limits``, ``ledger.ids`` and
+``ledger.reasons``."""
 
 from ledger.core.accounts import AccountsCore, Applied, Result, StoreReader, TransactionPage
 from ledger.core.commands import (

@@ -38,6 +38,7 @@ import grpc
 from ledger.gateway.errors import ApiError, to_grpc_status
 from ledger.gateway.metrics import observe_call
 from ledger.pb import ledger_api_pb2 as api
+from ledger.reasons import Reason
 
 __all__ = [
     "SCOPES",
@@ -235,18 +236,16 @@ def check_call(
     token = bearer_token(metadata)
     if token is None:
         return ApiError(
-            grpc.StatusCode.UNAUTHENTICATED,
+            Reason.TOKEN_MISSING,
             "missing bearer token: send metadata 'authorization: Bearer <token>'",
-            "TOKEN_MISSING",
         )
     entry = tokens.lookup(token) if len(token) <= token_chars_max else None
     if entry is None:
-        return ApiError(grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token", "TOKEN_UNKNOWN")
+        return ApiError(Reason.TOKEN_UNKNOWN, "unknown bearer token")
     if not allows(entry.scope, required):
         return ApiError(
-            grpc.StatusCode.PERMISSION_DENIED,
+            Reason.INSUFFICIENT_SCOPE,
             f"this token's scope is {entry.scope!r}; the call needs {required!r}",
-            "INSUFFICIENT_SCOPE",
             {"required_scope": required, "token_scope": entry.scope},
         )
     return None

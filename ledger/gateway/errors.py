@@ -1,4 +1,5 @@
-"""The single table from outcome reasons to gRPC status codes, and rich error statuses.
+"""Rich error statuses: a reason from ``ledger.reasons`` (the single table of reasons and their
+status codes) becomes a gRPC status.
 
 Every error a client sees is a gRPC status with a plain message (no code prefix) and one
 ``google.rpc.ErrorInfo`` detail (reason, domain, metadata with the ids involved). Unexpected
@@ -14,53 +15,43 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ledger.core import Reason
+from ledger.reasons import Code, Reason
 
-__all__ = ["ERROR_DOMAIN", "ApiError", "code_for_reason", "to_grpc_status"]
+__all__ = ["ERROR_DOMAIN", "ApiError", "grpc_code", "to_grpc_status"]
 
 ERROR_DOMAIN = "ledger.evrblk.com"
 
-_CODES: dict[str, grpc.StatusCode] = {
-    Reason.INVALID_AMOUNT.value: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.DESCRIPTION_TOO_LONG.value: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.IDEMPOTENCY_KEY_TOO_LONG.value: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.INVALID_PAGE_SIZE.value: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.INVALID_PAGE_TOKEN.value: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.INVALID_COMMAND.value: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.SAME_ACCOUNT.value: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.INVALID_HOLD_TIMEOUT.value: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.ACCOUNT_NOT_FOUND.value: grpc.StatusCode.NOT_FOUND,
-    Reason.TRANSACTION_NOT_FOUND.value: grpc.StatusCode.NOT_FOUND,
-    Reason.TRANSFER_NOT_FOUND.value: grpc.StatusCode.NOT_FOUND,
-    Reason.ACCOUNT_ALREADY_EXISTS.value: grpc.StatusCode.ALREADY_EXISTS,
-    Reason.IDEMPOTENCY_KEY_REUSED.value: grpc.StatusCode.ALREADY_EXISTS,
-    Reason.TRANSACTION_NOT_PENDING.value: grpc.StatusCode.FAILED_PRECONDITION,
-    Reason.BALANCE_OVERFLOW.value: grpc.StatusCode.FAILED_PRECONDITION,
-    Reason.TRANSACTION_LIMIT_REACHED.value: grpc.StatusCode.FAILED_PRECONDITION,
-}
-assert set(_CODES) == {reason.value for reason in Reason}, "every reason needs a status code"
+_GRPC_CODES = {code: grpc.StatusCode[code.name] for code in Code}
+assert all(_GRPC_CODES[code].value[0] == code.value for code in Code), "Code numbers are gRPC's"
 
 
-def code_for_reason(reason: str) -> grpc.StatusCode:
-    """Unknown reasons (a newer node than this gateway) are INTERNAL, not guessed."""
-    return _CODES.get(reason, grpc.StatusCode.INTERNAL)
+def grpc_code(reason: Reason) -> grpc.StatusCode:
+    return _GRPC_CODES[reason.code]
 
 
 class ApiError(Exception):
-    """Raised inside a handler; turned into one rich gRPC status at the boundary."""
+    """Raised inside a handler; turned into one rich gRPC status at the boundary. The status
+    code is the reason's, from the table (INTERNAL for a wire reason it does not hold)."""
 
     def __init__(
-        self,
-        code: grpc.StatusCode,
-        message: str,
-        reason: str,
-        metadata: Mapping[str, str] | None = None,
+        self, reason: Reason, message: str, metadata: Mapping[str, str] | None = None
     ) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = grpc_code(reason)
         self.message = message
-        self.reason = reason
+        self.reason = reason.value  # the wire string
         self.metadata = dict(metadata or {})
+
+    @classmethod
+    def from_wire(
+        cls, reason: str, message: str, metadata: Mapping[str, str] | None = None
+    ) -> ApiError:
+        """A failure a shard answered with, by its reason's wire string. A reason this gateway
+        does not know (a newer node) is passed on as it is, with INTERNAL: not guessed."""
+        known = Reason.from_wire(reason)
+        error = cls(Reason.INTERNAL if known is None else known, message, metadata)
+        error.reason = reason
+        return error
 
 
 def to_grpc_status(error: ApiError) -> grpc.Status:

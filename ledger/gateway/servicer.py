@@ -24,14 +24,14 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from ledger import ids, limits
-from ledger.core import Reason
 from ledger.gateway.convert import account_to_api, transaction_to_api, transfer_to_api
-from ledger.gateway.errors import ApiError, code_for_reason, to_grpc_status
+from ledger.gateway.errors import ApiError, to_grpc_status
 from ledger.gateway.metrics import observe_call
 from ledger.gateway.transfers import StepFailed, TransferDriver, stamped_command
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_internal_pb2 as pb
-from ledger.stubs import DeadlineExceeded, LedgerCore, LedgerError, Overloaded, ShardUnavailable
+from ledger.reasons import Code, Reason
+from ledger.stubs import DeadlineExceeded, LedgerCore, LedgerError
 
 __all__ = ["SERVICE_NAME", "LedgerApi"]
 
@@ -43,15 +43,18 @@ ItemT = TypeVar("ItemT")
 Handler = Callable[[Any, float], Awaitable[Message]]
 
 
-def _invalid(message: str, reason: str, **metadata: str) -> ApiError:
-    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message, reason, metadata)
+def _invalid(message: str, reason: Reason, **metadata: str) -> ApiError:
+    assert reason.code is Code.INVALID_ARGUMENT, reason
+    return ApiError(reason, message, metadata)
 
 
 def _parse_account_id(text: str) -> int:
     try:
         return ids.parse_account_id(text)
     except ids.InvalidId:
-        raise _invalid("invalid account id", "INVALID_ACCOUNT_ID", account_id=text[:64]) from None
+        raise _invalid(
+            "invalid account id", Reason.INVALID_ACCOUNT_ID, account_id=text[:64]
+        ) from None
 
 
 def _parse_transaction_id(text: str) -> tuple[int, int]:
@@ -59,7 +62,7 @@ def _parse_transaction_id(text: str) -> tuple[int, int]:
         return ids.parse_transaction_id(text)
     except ids.InvalidId:
         raise _invalid(
-            "invalid transaction id", "INVALID_TRANSACTION_ID", transaction_id=text[:64]
+            "invalid transaction id", Reason.INVALID_TRANSACTION_ID, transaction_id=text[:64]
         ) from None
 
 
@@ -68,7 +71,7 @@ def _idempotency_key(text: str) -> bytes:
     if len(key) > limits.idempotency_key_bytes_max:
         raise _invalid(
             f"idempotency_key is longer than {limits.idempotency_key_bytes_max} bytes",
-            Reason.IDEMPOTENCY_KEY_TOO_LONG.value,
+            Reason.IDEMPOTENCY_KEY_TOO_LONG,
         )
     return key
 
@@ -77,7 +80,7 @@ def _check_description(text: str) -> None:
     if len(text.encode("utf-8")) > limits.description_bytes_max:
         raise _invalid(
             f"description is longer than {limits.description_bytes_max} UTF-8 bytes",
-            Reason.DESCRIPTION_TOO_LONG.value,
+            Reason.DESCRIPTION_TOO_LONG,
         )
 
 
@@ -86,9 +89,7 @@ def _unwrap(result: pb.Result, kind: str) -> Any:
     actual = result.WhichOneof("kind")
     if actual == "error":
         error = result.error
-        raise ApiError(
-            code_for_reason(error.reason), error.message, error.reason, dict(error.metadata)
-        )
+        raise ApiError.from_wire(error.reason, error.message, error.metadata)
     if actual != kind:
         raise AssertionError(f"expected a {kind} result, got {actual}")
     return getattr(result, kind)
@@ -138,9 +139,9 @@ class LedgerApi:
     ) -> Message:
         account_id = _parse_account_id(request.account_id)
         if request.page_size < 0:
-            raise _invalid("page_size must not be negative", Reason.INVALID_PAGE_SIZE.value)
+            raise _invalid("page_size must not be negative", Reason.INVALID_PAGE_SIZE)
         if len(request.page_token) > limits.page_token_chars_max:
-            raise _invalid("malformed page token", Reason.INVALID_PAGE_TOKEN.value)
+            raise _invalid("malformed page token", Reason.INVALID_PAGE_TOKEN)
         query = pb.Query(
             list_transactions=pb.ListTransactions(
                 account_id=account_id, page_size=request.page_size, page_token=request.page_token
@@ -178,9 +179,7 @@ class LedgerApi:
             if taken:
                 continue
             return account_to_api(_unwrap(result, "account"))
-        raise ApiError(
-            grpc.StatusCode.UNAVAILABLE, "could not find a free account id", "ACCOUNT_ID_EXHAUSTED"
-        )
+        raise ApiError(Reason.ACCOUNT_ID_EXHAUSTED, "could not find a free account id")
 
     async def create_transaction(
         self, request: api.CreateTransactionRequest, timeout_s: float
@@ -199,7 +198,7 @@ class LedgerApi:
         """Validate the shape and build the command; returns it with its shard."""
         account_id = _parse_account_id(request.account_id)
         if request.amount == 0:
-            raise _invalid("amount must not be zero", Reason.INVALID_AMOUNT.value)
+            raise _invalid("amount must not be zero", Reason.INVALID_AMOUNT)
         _check_description(request.description)
         command = self._command(
             create_transaction=pb.CreateTransaction(
@@ -215,7 +214,7 @@ class LedgerApi:
             if request.settled or not 0 < timeout_ms <= limits.hold_timeout_ms_max:
                 raise _invalid(
                     f"hold_timeout_ms needs settled = false and 1..{limits.hold_timeout_ms_max}",
-                    Reason.INVALID_HOLD_TIMEOUT.value,
+                    Reason.INVALID_HOLD_TIMEOUT,
                 )
             # On the gateway's clock, like now_ns; the shard cancels it on its own clock.
             command.create_transaction.expires_at_ns = command.now_ns + timeout_ms * 1_000_000
@@ -308,9 +307,9 @@ class LedgerApi:
         from_id = _parse_account_id(request.from_account_id)
         to_id = _parse_account_id(request.to_account_id)
         if request.amount <= 0:
-            raise _invalid("a transfer amount must be positive", Reason.INVALID_AMOUNT.value)
+            raise _invalid("a transfer amount must be positive", Reason.INVALID_AMOUNT)
         if from_id == to_id:
-            raise _invalid("a transfer needs two different accounts", Reason.SAME_ACCOUNT.value)
+            raise _invalid("a transfer needs two different accounts", Reason.SAME_ACCOUNT)
         _check_description(request.description)
         key = _idempotency_key(request.idempotency_key)
         deadline_s = time.monotonic() + timeout_s
@@ -328,18 +327,13 @@ class LedgerApi:
                 transfer, max(deadline_s - time.monotonic(), 0.001)
             )
         except StepFailed as failed:
-            raise ApiError(
-                code_for_reason(failed.error.reason),
-                failed.error.message,
-                failed.error.reason,
-                dict(failed.error.metadata),
-            ) from None
+            error = failed.error
+            raise ApiError.from_wire(error.reason, error.message, error.metadata) from None
         except TimeoutError:
             raise ApiError(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
+                Reason.TRANSFER_IN_FLIGHT,
                 "the transfer is in flight and finishes on its own; retry with the "
                 "same idempotency key for its final state",
-                "TRANSFER_IN_FLIGHT",
             ) from None
         return api.CreateTransferResponse(transfer=transfer_to_api(transfer))
 
@@ -410,16 +404,13 @@ def timeout_s_for(context: grpc.aio.ServicerContext) -> float:
 
 
 def _map_ledger_error(error: LedgerError) -> ApiError:
-    if isinstance(error, ShardUnavailable):
-        return ApiError(grpc.StatusCode.UNAVAILABLE, str(error), "SHARD_UNAVAILABLE")
-    if isinstance(error, Overloaded):
-        return ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error), "OVERLOADED")
-    assert isinstance(error, DeadlineExceeded)
-    return ApiError(
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        "deadline exceeded; the outcome is unknown, retry with an idempotency key",
-        "OUTCOME_UNKNOWN",
-    )
+    """The stub failure's own reason; an unknown outcome gets a message that says what to do."""
+    if isinstance(error, DeadlineExceeded):
+        return ApiError(
+            error.reason,
+            "deadline exceeded; the outcome is unknown, retry with an idempotency key",
+        )
+    return ApiError(error.reason, str(error))
 
 
 def as_api_error(error: Exception, where: str) -> ApiError:
@@ -429,13 +420,14 @@ def as_api_error(error: Exception, where: str) -> ApiError:
     if isinstance(error, LedgerError):
         return _map_ledger_error(error)
     log.error("internal error in %s", where, exc_info=error)
-    return ApiError(grpc.StatusCode.INTERNAL, "internal error", "INTERNAL")
+    return ApiError(Reason.INTERNAL, "internal error")
 
 
 def _check_batch_size(count: int) -> None:
     if not 0 < count <= limits.batch_items_max:
         raise _invalid(
-            f"a batch holds 1 to {limits.batch_items_max} items, got {count}", "INVALID_BATCH_SIZE"
+            f"a batch holds 1 to {limits.batch_items_max} items, got {count}",
+            Reason.INVALID_BATCH_SIZE,
         )
 
 
@@ -467,7 +459,7 @@ def _boundary(
             try:
                 request = request_type.FromString(request_bytes)
             except (DecodeError, ValueError, TypeError):
-                raise _invalid("malformed request message", "MALFORMED_REQUEST") from None
+                raise _invalid("malformed request message", Reason.MALFORMED_REQUEST) from None
             timeout_s = timeout_s_for(context)
             if timeout_s <= 0:
                 raise DeadlineExceeded("deadline exceeded")

@@ -17,7 +17,7 @@ After every example:
 
 (a) every process of the deployment is alive (standalone; all three nodes and the gateway);
 (b) the status is OK or a documented one (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION,
-    ALREADY_EXISTS, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED: ``ledger.gateway.errors``
+    ALREADY_EXISTS, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED: ``ledger.reasons``
     and the README's API section; OUT_OF_RANGE is not used, UNKNOWN and INTERNAL are bugs); a
     domain error carries exactly one ``ErrorInfo`` whose reason is in the README's list; batch
     items too;
