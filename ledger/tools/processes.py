@@ -1,9 +1,13 @@
 """Start local service processes on free ports in a directory: for tests and benchmarks.
 
-Used by the integration and fault tests (through ``tests/harness.py``) and by
-``ledger-dev bench-compare``. Processes print one ``... listening on HOST:PORT`` line when ready;
-``ServiceProcess.start`` waits for it (bounded), so nobody sleeps to guess readiness. Output goes
-to a log file in the given directory, which ``tail_log`` shows when something fails.
+Why this ships in the package instead of living under ``tests/``: ``ledger-dev bench-compare``
+and ``ledger-dev bench-scale`` are installed commands that start real servers (a standalone
+server, three nodes and a gateway) with it, so it must be importable wherever ``ledger`` is
+installed. The integration and fault tests use the same launcher through ``tests/harness.py``.
+
+Processes print one ``... listening on HOST:PORT`` line when ready; ``ServiceProcess.start``
+waits for it (bounded), so nobody sleeps to guess readiness. Output goes to a log file in the
+given directory, which ``tail_log`` shows when something fails.
 """
 
 from __future__ import annotations
