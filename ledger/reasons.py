@@ -52,6 +52,8 @@ class Reason(enum.Enum):
     TRANSACTION_NOT_PENDING = "TRANSACTION_NOT_PENDING"
     BALANCE_OVERFLOW = "BALANCE_OVERFLOW"
     TRANSACTION_LIMIT_REACHED = "TRANSACTION_LIMIT_REACHED"
+    # A transfer's own transaction: only the transfer settles or gives back its hold.
+    TRANSACTION_IN_TRANSFER = "TRANSACTION_IN_TRANSFER"
     # -- from the gateway's own checks and its way to the shards --------------------------------
     MALFORMED_REQUEST = "MALFORMED_REQUEST"  # the bytes are not the rpc's request message
     INVALID_ACCOUNT_ID = "INVALID_ACCOUNT_ID"
@@ -104,6 +106,7 @@ _CODES: dict[Reason, Code] = {
     Reason.TRANSACTION_NOT_PENDING: Code.FAILED_PRECONDITION,
     Reason.BALANCE_OVERFLOW: Code.FAILED_PRECONDITION,
     Reason.TRANSACTION_LIMIT_REACHED: Code.FAILED_PRECONDITION,
+    Reason.TRANSACTION_IN_TRANSFER: Code.FAILED_PRECONDITION,
     # UNAVAILABLE: nothing was applied; a retry may succeed.
     Reason.SHARD_UNAVAILABLE: Code.UNAVAILABLE,
     Reason.ACCOUNT_ID_EXHAUSTED: Code.UNAVAILABLE,

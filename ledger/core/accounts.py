@@ -373,21 +373,43 @@ class AccountsCore:
 
     def settle_transaction(self, command: SettleTransaction) -> Applied:
         return self._finish_pending(
-            command.account_id, command.transaction_number, command.now_ns, Status.SETTLED
+            command.account_id,
+            command.transaction_number,
+            command.now_ns,
+            Status.SETTLED,
+            by_client=True,
         )
 
     def cancel_transaction(self, command: CancelTransaction) -> Applied:
         return self._finish_pending(
-            command.account_id, command.transaction_number, command.now_ns, Status.CANCELLED
+            command.account_id,
+            command.transaction_number,
+            command.now_ns,
+            Status.CANCELLED,
+            by_client=True,
         )
 
-    def _finish_pending(self, account_id: int, number: int, now_ns: int, status: Status) -> Applied:
+    def _finish_pending(
+        self, account_id: int, number: int, now_ns: int, status: Status, by_client: bool = False
+    ) -> Applied:
         account = self._load_account(account_id)
         if account is None:
             return Applied(_account_not_found(account_id))
         transaction = self._load_transaction(account_id, number) if number > 0 else None
         if transaction is None:
             return Applied(_transaction_not_found(account_id, number))
+        if by_client and transaction.transfer_key is not None:
+            # The transfer's finish step settles or gives back its hold, exactly once; a client
+            # doing it first would leave that step nothing to finish (and money in two places).
+            transfer_account_id, transfer_number = transaction.transfer_key
+            return Applied(
+                Failure.of(
+                    Reason.TRANSACTION_IN_TRANSFER,
+                    "transaction belongs to a transfer; only the transfer settles it",
+                    transaction_id=f"{account_id:016x}{number:016x}",
+                    transfer_id=f"{transfer_account_id:016x}{transfer_number:016x}",
+                )
+            )
         if transaction.status != Status.PENDING:
             return Applied(
                 Failure.of(

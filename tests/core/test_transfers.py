@@ -15,7 +15,12 @@ import pytest
 
 from ledger import limits
 from ledger.core.accounts import AccountsCore
-from ledger.core.commands import CreateAccount, CreateTransaction
+from ledger.core.commands import (
+    CancelTransaction,
+    CreateAccount,
+    CreateTransaction,
+    SettleTransaction,
+)
 from ledger.core.outcomes import Failure, Reason
 from ledger.core.records import Status, Transfer, TransferCredit, TransferStatus
 from ledger.core.transfers import BeginTransfer, CreditTransfer, FinishTransfer, TransferCore
@@ -221,6 +226,39 @@ def test_finish_completes_or_gives_back_and_a_repeat_changes_nothing(
     missing, writes = source.transfers.finish(FinishTransfer(SOURCE, 99, decision, T))
     assert isinstance(missing, Failure) and missing.reason == Reason.TRANSFER_NOT_FOUND
     assert writes == ()
+
+
+def test_a_client_cannot_settle_or_cancel_a_transfers_own_transactions(
+    shards: tuple[Shard, Shard],
+) -> None:
+    """Only the transfer finishes its hold: a client settling or cancelling the debit while the
+    transfer is in flight would leave the finish step nothing to finish (money in two places)."""
+    source, target = shards
+    transfer = source.step(source.transfers.begin(begin()))
+    assert isinstance(transfer, Transfer)
+    debit_id = (SOURCE, transfer.debit_number)
+    for command in (SettleTransaction, CancelTransaction):
+        before = dict(source.store.items())
+        refused, writes = source.accounts.execute(command(*debit_id, T + 2))
+        assert isinstance(refused, Failure)
+        assert refused.reason == Reason.TRANSACTION_IN_TRANSFER and writes == ()
+        transfer_id = f"{SOURCE:016x}{transfer.debit_number:016x}"
+        assert dict(refused.metadata)["transfer_id"] == transfer_id
+        assert dict(source.store.items()) == before
+    decision = target.step(target.transfers.credit(credit_of(transfer)))
+    assert isinstance(decision, TransferCredit)
+    credit_id = (TARGET, decision.credit_number)
+    completed = source.step(
+        source.transfers.finish(FinishTransfer(SOURCE, transfer.debit_number, decision, T + 3))
+    )
+    assert isinstance(completed, Transfer) and completed.status == TransferStatus.COMPLETED
+    assert source.balances(SOURCE) == (70, 70) and target.balances(TARGET) == (35, 35)
+    # Finished sides stay the transfer's: refused the same way, not as "not pending".
+    for shard, (account_id, number) in [(source, debit_id), (target, credit_id)]:
+        for command in (SettleTransaction, CancelTransaction):
+            refused, writes = shard.accounts.execute(command(account_id, number, T + 4))
+            assert isinstance(refused, Failure) and writes == ()
+            assert refused.reason == Reason.TRANSACTION_IN_TRANSFER
 
 
 def test_a_same_shard_transfer_is_one_step() -> None:

@@ -21,11 +21,10 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpc_status import rpc_status
 
+from integration.errors import error_info, expect_error
 from integration.load import expected_balances, list_all
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
@@ -44,40 +43,6 @@ Stub = ledger_api_pb2_grpc.LedgerServiceApiStub
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    """The single ErrorInfo detail of a rich error status."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, f"no rich status on {error.code()} {error.details()!r}"
-    assert status.message == error.details()
-    infos = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            infos.append(info)
-    assert len(infos) == 1, f"expected one ErrorInfo, got {status.details}"
-    return infos[0]
-
-
-def expect_error(
-    call: Callable[[], Any], code: grpc.StatusCode, reasons: str | set[str]
-) -> grpc.RpcError:
-    """Run ``call``; it must fail with ``code`` and an ErrorInfo reason in ``reasons``."""
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    error = caught.value
-    assert error.code() == code, (error.code(), error.details())
-    details = error.details()
-    assert details, "an error has a message"
-    assert not details.startswith(code.name), f"message has a code prefix: {details!r}"
-    assert "Traceback" not in details
-    info = error_info(error)
-    allowed = {reasons} if isinstance(reasons, str) else reasons
-    assert info.reason in allowed, (info.reason, details)
-    assert info.domain
-    return error
 
 
 def get_account(stub: Stub, account_id: str) -> api.Account:

@@ -14,6 +14,7 @@ import time
 import grpc
 import pytest
 
+from integration.errors import expect_error
 from ledger import ids
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
@@ -97,6 +98,18 @@ def test_a_transfer_completes_and_shows_on_both_sides(stub: Stub, same_shard: bo
         api.GetTransferRequest(transfer_id=done.id), timeout=call_timeout_s
     ).transfer
     assert fetched == done
+    # Both sides belong to the transfer: no client settles or cancels them.
+    for transaction_id in (done.debit_transaction_id, done.credit_transaction_id):
+        for call, request in (
+            (stub.SettleTransaction, api.SettleTransactionRequest),
+            (stub.CancelTransaction, api.CancelTransactionRequest),
+        ):
+            expect_error(
+                lambda: call(request(transaction_id=transaction_id), timeout=call_timeout_s),
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "TRANSACTION_IN_TRANSFER",
+            )
+    assert balances(stub, source) == (70, 70) and balances(stub, target) == (30, 30)
 
 
 def test_without_the_funds_nothing_moves(stub: Stub) -> None:
