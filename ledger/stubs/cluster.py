@@ -288,11 +288,29 @@ def _encode_commands(commands: list[pb.Command]) -> bytes:
     return pb.CommandBatch(commands=commands).SerializeToString()
 
 
+# How gRPC words an UNAVAILABLE whose connection was never made (refused, unreachable, TLS
+# handshake failed): the request never left this process.
+_NEVER_CONNECTED = "failed to connect"
+
+
+def never_reached_the_node(error: grpc.aio.AioRpcError) -> bool:
+    """True only when the request certainly never reached the node.
+
+    UNAVAILABLE alone does not say so: a node killed while it handles the Submit (after
+    proposing the entry, which a new leader may still commit) ends the call with UNAVAILABLE
+    "Socket closed" too. Only a connection that was never made proves nothing was sent.
+    """
+    return error.code() == grpc.StatusCode.UNAVAILABLE and _NEVER_CONNECTED in (
+        error.details() or ""
+    )
+
+
 async def _rpc(method: Any, *args: Any, outcome_unknown: bool, **kwargs: Any) -> Any:
     try:
         return await method(*args, **kwargs)
     except grpc.aio.AioRpcError as error:
-        # A failed submit may still have reached the node: its outcome is unknown unless the
-        # channel never connected (UNAVAILABLE), which is what a dead node looks like.
-        unknown = outcome_unknown and error.code() != grpc.StatusCode.UNAVAILABLE
-        raise _AttemptFailed(f"node call failed: {error.code().name}", unknown) from None
+        # A failed submit may still have reached the node and been proposed: its outcome is
+        # unknown unless the connection was never made, which is what a dead node looks like.
+        unknown = outcome_unknown and not never_reached_the_node(error)
+        reason = error.details() or error.code().name
+        raise _AttemptFailed(f"node call failed: {error.code().name} ({reason})", unknown) from None
