@@ -20,7 +20,7 @@ idempotency_key_bytes_max = 128  # stored per account and snapshotted, so kept s
 page_size_default = 100  # ListTransactions page_size 0 means this
 page_size_max = 1000  # larger page sizes are clamped to this
 batch_items_max = 1000  # items per CreateTransactions / CreateAccounts call
-page_token_chars_max = 64  # a real token is 24 base64url chars; refuse parsing junk
+page_token_chars_max = 64  # a real token is 23 base64url chars (unpadded); refuse parsing junk
 grpc_message_bytes_max = 4 * 1024 * 1024  # grpc default; stated so nobody relies on more
 
 # --- Gateway.
