@@ -15,6 +15,7 @@ import click
 import grpc
 
 from ledger.config import ClusterConfig, ConfigError, load_config
+from ledger.node.status_audit import digests_agree, quorum_leaders
 from ledger.pb import ledger_node_pb2 as node_pb
 from ledger.pb import ledger_node_pb2_grpc
 
@@ -49,10 +50,11 @@ def cluster_problems(
             status = statuses.get(node_id)
             if status is not None:
                 replicas.extend(s for s in status.shards if s.shard == shard.index)
-        leaders = [s for s in replicas if s.role == "leader" and s.has_quorum]
+        leaders = quorum_leaders(replicas)
         if len(leaders) != 1:
             problems.append(f"shard {shard.index} has {len(leaders)} leaders with quorum")
-        if len({(s.store_applied_index, s.digest) for s in replicas}) > 1:
+        samples = [(s.store_applied_index, s.digest) for s in replicas]
+        if len({index for index, _ in samples}) > 1 or digests_agree(samples) is False:
             problems.append(f"shard {shard.index} replicas differ (applied index or digest)")
     return problems
 

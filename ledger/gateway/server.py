@@ -23,6 +23,7 @@ from ledger import limits
 from ledger.gateway.auth import ServerSecurity
 from ledger.gateway.metrics import start_metrics_server
 from ledger.gateway.servicer import SERVICE_NAME, LedgerApi
+from ledger.gateway.status_page import StatusPage
 from ledger.gateway.transfers import TransferResolver
 from ledger.serving import bind_port, is_loopback, wait_for_stop_signal
 from ledger.stubs import LedgerCore
@@ -51,10 +52,13 @@ async def serve(
     name: str,
     metrics_port: int,
     security: ServerSecurity | None = None,
+    status_page: StatusPage | None = None,
 ) -> None:
     security = security or ServerSecurity()
     if metrics_port:
         start_metrics_server(host, metrics_port)
+    if status_page is not None:
+        await status_page.start()  # bound before 'listening on', so it is there once that shows
     server = grpc.aio.server(
         options=SERVER_OPTIONS,
         interceptors=security.interceptors(),
@@ -73,12 +77,16 @@ async def serve(
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     print(f"{name}: {security.describe(host, bound_port, is_loopback(host))}", flush=True)
+    if status_page is not None:
+        print(f"{name}: {status_page.describe()}", flush=True)
     print(f"{name} listening on {host}:{bound_port}", flush=True)
     resolver.start()
 
     await wait_for_stop_signal()
     log.info("shutting down")
     await resolver.stop()
+    if status_page is not None:
+        await status_page.stop()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(limits.shutdown_grace_s)
     await stub.close()
@@ -92,10 +100,11 @@ def run_server(
     name: str,
     metrics_port: int = 0,
     security: ServerSecurity | None = None,
+    status_page: StatusPage | None = None,
 ) -> None:
     """Run ``serve`` to completion; a bind failure is one line on stderr and exit code 1."""
     try:
-        asyncio.run(serve(stub, host, port, name, metrics_port, security))
+        asyncio.run(serve(stub, host, port, name, metrics_port, security, status_page))
     except OSError as error:
         print(f"{name}: {error}", file=sys.stderr)
         sys.exit(1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -32,7 +32,7 @@ from ledger.replication.state_machine import (
     WRITE_SET_STALE,
     parse_commands,
 )
-from ledger.storage.base import digest_items
+from ledger.storage.base import APPLIED_KEY, ShardStore, decode_applied, digest_items
 
 __all__ = ["NodeService", "inflight_entries_max"]
 
@@ -186,8 +186,11 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):
         for shard, replica in sorted(self._replicas.items()):
             status = replica.status()
             digest = ""
+            store_applied_index = replica.machine.applied_index
             if request.include_digest:
-                digest = await asyncio.to_thread(digest_items, replica.machine.store.items())
+                digest, store_applied_index = await asyncio.to_thread(
+                    _digest_and_index, replica.machine.store
+                )
             shards.append(
                 node_pb.ShardStatus(
                     shard=shard,
@@ -196,13 +199,32 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):
                     leader_address=self._node_address(shard, status.leader_raft_address),
                     raft_applied_index=status.applied_index,
                     raft_commit_index=status.commit_index,
-                    store_applied_index=replica.machine.applied_index,
+                    store_applied_index=store_applied_index,
                     digest=digest,
                     has_quorum=status.has_quorum,
                     log_length=status.log_length,
                 )
             )
         return node_pb.StatusResponse(node_id=self._node_id, shards=shards)
+
+
+def _digest_and_index(store: ShardStore) -> tuple[str, int]:
+    """The data digest and the applied index it belongs to, from one point-in-time snapshot.
+
+    Read apart, an entry applied while the digest is computed would pair the new index with
+    older data, and two healthy replicas at that index would seem to differ.
+    """
+    applied_index = 0
+
+    def pairs() -> Iterator[tuple[bytes, bytes]]:
+        nonlocal applied_index
+        for key, value in store.items():
+            if key == APPLIED_KEY:
+                applied_index = decode_applied(value)
+            yield key, value
+
+    digest = digest_items(pairs())
+    return digest, applied_index
 
 
 def _resolve(future: asyncio.Future[tuple[Any, EntryFate]], value: tuple[Any, EntryFate]) -> None:
