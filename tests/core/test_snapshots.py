@@ -3,10 +3,12 @@
 Goal: compaction writes a small marker whatever the shard holds, and makes the store cover the
 compacted index; a follower that needs the shard gets it streamed in bounded chunks from a
 point-in-time view and ends byte-identical to the leader, even when the leader applied more
-entries after compacting (those replay as no-ops); a corrupt stream changes nothing; a marker
-ahead of its data is refused as data loss; compaction waits for a stream in flight, up to a
-byte bound; and the time one compaction or one chunk holds PySyncObj's tick thread does not grow
-with the ledger (100k and 1M keys).
+entries after compacting (those replay as no-ops); a corrupt stream (a flipped bit, a truncated
+or missing chunk, a wrong checksum, trailing bytes) is refused and changes nothing, and one cut
+off before its last chunk leaves the marker in place; a damaged marker is refused before
+anything is unpickled and changes nothing; a marker ahead of its data is refused as data loss;
+compaction waits for a stream in flight, up to a byte bound; and the time one compaction or one
+chunk holds PySyncObj's tick thread does not grow with the ledger (100k and 1M keys).
 
 Method: ``ShardSerializer`` driven directly, as PySyncObj's tick thread calls it, over LevelDB
 stores in temp dirs; raft data is the shape PySyncObj passes (entry N, entry N-1, cluster).
@@ -203,6 +205,108 @@ def test_a_corrupt_stream_changes_nothing(pair: tuple[Replica, Replica]) -> None
     with pytest.raises(SnapshotError, match="checksum"):
         follower.snapshots.load(follower.dump_path)
     assert follower.digest() == before and follower.store.applied_index == 2
+
+
+def stream_chunks(leader: Replica) -> list[tuple[bytes, bool, bool]]:
+    """Every chunk of one install-snapshot stream from ``leader``, as PySyncObj sends them."""
+    chunks = []
+    while True:
+        data = leader.serializer.getTransmissionData("n")
+        assert data is not None
+        chunks.append(data)
+        if data[2]:
+            return chunks
+
+
+def _cut_middle(chunks: list[tuple[bytes, bool, bool]]) -> None:
+    data, first, last = chunks[1]
+    chunks[1] = (data[:-100], first, last)
+
+
+def _drop_middle(chunks: list[tuple[bytes, bool, bool]]) -> None:
+    del chunks[1]
+
+
+def _flip_checksum(chunks: list[tuple[bytes, bool, bool]]) -> None:
+    data, first, last = chunks[-1]
+    chunks[-1] = (data[:-1] + bytes([data[-1] ^ 0x80]), first, last)
+
+
+def _append_byte(chunks: list[tuple[bytes, bool, bool]]) -> None:
+    data, first, last = chunks[-1]
+    chunks[-1] = (data + b"x", first, last)
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [_cut_middle, _drop_middle, _flip_checksum, _append_byte],
+    ids=["truncated-chunk", "missing-chunk", "wrong-checksum", "trailing-bytes"],
+)
+def test_a_damaged_stream_is_refused_and_changes_nothing(
+    pair: tuple[Replica, Replica], corrupt: Any
+) -> None:
+    leader, follower = pair
+    leader.apply_accounts(1, 3_000, index=4)
+    leader.compact(4)
+    follower.apply_accounts(900_000, 3, index=2)
+    before = follower.digest()
+    restored: list[str] = []
+    follower.snapshots.after_restore = lambda: restored.append("restored")
+    chunks = stream_chunks(leader)
+    assert len(chunks) > 2
+    corrupt(chunks)
+    assert [follower.serializer.setTransmissionData(data) for data in chunks][-1] is True
+    with pytest.raises(SnapshotError):
+        follower.serializer.deserialize()
+    assert follower.digest() == before and follower.store.applied_index == 2
+    assert restored == []
+
+
+def test_a_stream_cut_off_before_its_last_chunk_leaves_the_marker_in_place(
+    pair: tuple[Replica, Replica],
+) -> None:
+    leader, follower = pair
+    leader.apply_accounts(1, 3_000, index=4)
+    leader.compact(4)
+    follower.apply_accounts(900_000, 3, index=2)
+    follower.compact(2)
+    marker = pathlib.Path(follower.dump_path).read_bytes()
+    before = follower.digest()
+    for data in stream_chunks(leader)[:-1]:
+        assert follower.serializer.setTransmissionData(data) is False
+    assert pathlib.Path(follower.dump_path).read_bytes() == marker
+    assert follower.serializer.deserialize()[1] == raft_entry(2, 1)
+    assert follower.digest() == before and follower.store.applied_index == 2
+    follower.serializer._close_incoming()  # kept open for the chunks that never came
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["wrong-checksum", "truncated", "trailing-bytes", "empty", "foreign-magic"],
+)
+def test_a_damaged_marker_is_refused_and_changes_nothing(
+    tmp_path: pathlib.Path, damage: str
+) -> None:
+    replica = Replica(tmp_path)
+    replica.apply_accounts(1, 10, index=3)
+    replica.compact(3)
+    before = replica.digest()
+    path = pathlib.Path(replica.dump_path)
+    data = path.read_bytes()
+    damaged = {
+        "wrong-checksum": data[:-1] + bytes([data[-1] ^ 1]),
+        "truncated": data[: len(data) // 2],
+        "trailing-bytes": data + b"\x00",
+        "empty": b"",
+        "foreign-magic": b"NOTLEDGER\x01" + data[len(snapshot.MARKER_MAGIC) :],
+    }[damage]
+    path.write_bytes(damaged)
+    with pytest.raises(SnapshotError):
+        replica.serializer.deserialize()
+    assert replica.snapshots.marker_raft_data(replica.dump_path) is None
+    assert path.read_bytes() == damaged  # not rewritten
+    assert replica.digest() == before and replica.store.applied_index == 3
+    replica.store.close()
 
 
 def test_chunks_of_an_unknown_stream_or_junk_are_ignored(tmp_path: pathlib.Path) -> None:
