@@ -8,5 +8,6 @@ Layers, each importing only those above it::
     ledger.storage                 LevelDB shard store: writes + applied index in one batch
     ledger.stubs                   the LedgerCore protocol and its implementations
     ledger.gateway                 gRPC servicer: validate, stamp now_ns, mint ids, map outcomes
+    ledger.client                  Python client library: typed calls, retries, idempotency keys
     ledger.cli                     console scripts
 """

@@ -79,7 +79,7 @@ from ledger.cli.client import (
     ClientSecurity,
     api_stub,
     client_security_options,
-    gateway_stub,
+    gateway_client,
     open_aio_channel,
     unreachable_error,
 )
@@ -449,11 +449,11 @@ class _Loader:
 def _create_accounts(gateway: str, count: int, security: ClientSecurity) -> list[str]:
     """The load accounts, through seed-accounts' chunked, retried CreateAccounts calls."""
     # Imported here: ledger.cli.dev imports this module to register the command.
-    from ledger.cli.dev import seed_accounts_in_chunks, seed_attempts_max
+    from ledger.cli.dev import seed_accounts_in_chunks, seed_attempts_max, seed_retry_policy
 
     account_ids: list[str] = []
-    with gateway_stub(gateway, security) as stub:
-        outcome = seed_accounts_in_chunks(stub, count, account_ids.extend)
+    with gateway_client(gateway, security, retry=seed_retry_policy()) as client:
+        outcome = seed_accounts_in_chunks(client, count, account_ids.extend)
     if outcome.failed:
         raise click.ClickException(
             f"{outcome.failed} of {count} load accounts not created after {seed_attempts_max} "

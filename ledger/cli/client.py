@@ -1,7 +1,9 @@
-"""How every client of ours reaches the public API: channels, TLS, tokens, one-line errors.
+"""The command-line side of reaching the public API: options, one-line errors, connected clients.
 
-``ledger-dev`` commands, ``ledger-dev bench`` and ``python -m ledger.tools.probe_load`` build
-their channels here, so they all speak to a server the same way:
+Channels (TLS, client certificates, the token) are built by the client library,
+``ledger.client.channels``, for every client of ours; this module gives the ``ledger-dev``
+commands, ``ledger-dev bench`` and ``python -m ledger.tools.probe_load`` their options and
+turns failures into one-line ``click`` errors:
 
 * ``--tls-ca FILE``: TLS, verifying the server's certificate against this PEM CA (the address's
   host must be in the certificate's names). Without it the channel is plaintext, exactly as
@@ -9,182 +11,47 @@ their channels here, so they all speak to a server the same way:
 * ``--tls-cert FILE --tls-key FILE``: a client certificate, for a server started with
   ``--client-ca`` (mTLS).
 * ``--token TOKEN`` or ``$LEDGER_TOKEN``: sent on every call as ``authorization: Bearer
-  <token>``. It is bound to the stub's calls as per-call metadata (``api_stub``), not through
-  gRPC call credentials: no interceptor or plugin thread per call, and the same path with or
-  without TLS.
+  <token>`` (per-call metadata, see ``ledger.client.channels``).
+
+``gateway_client`` opens a ``LedgerClient`` (retries, idempotency keys, typed errors) that is
+known to be connected; load generators keep raw stubs (``api_stub``) to measure the server.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
-import os
 import pathlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
-import grpc
-import grpc.aio
 
-from ledger.pb import ledger_api_pb2_grpc
+from ledger.client import LedgerClient, LedgerError, RetryPolicy
+from ledger.client.channels import (
+    TOKEN_ENV,
+    ClientSecurity,
+    api_stub,
+    open_aio_channel,
+    open_channel,
+)
 
 __all__ = [
     "TOKEN_ENV",
     "ClientSecurity",
     "api_stub",
     "call_timeout_s",
+    "cli_retry",
     "client_security_options",
-    "gateway_stub",
+    "gateway_client",
     "open_aio_channel",
     "open_channel",
-    "rpc_errors_as_click",
     "unreachable_error",
 ]
 
-TOKEN_ENV = "LEDGER_TOKEN"
-call_timeout_s = 10.0
-connect_timeout_s = 5.0
-
-
-def _read(path: pathlib.Path | None, flag: str) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise ValueError(f"{flag} {path}: {error.strerror or error}") from None
-
-
-@dataclasses.dataclass(frozen=True)
-class ClientSecurity:
-    """TLS and token settings of a client; the default is plaintext without a token."""
-
-    tls_ca: pathlib.Path | None = None
-    token: str | None = dataclasses.field(default=None, repr=False)
-    tls_cert: pathlib.Path | None = None
-    tls_key: pathlib.Path | None = None
-    _pem: tuple[bytes | None, bytes | None, bytes | None] = dataclasses.field(
-        default=(None, None, None), repr=False, compare=False
-    )
-
-    @classmethod
-    def load(
-        cls,
-        tls_ca: pathlib.Path | None = None,
-        token: str | None = None,
-        tls_cert: pathlib.Path | None = None,
-        tls_key: pathlib.Path | None = None,
-    ) -> ClientSecurity:
-        """Read the PEM files now; ValueError with a one-line reason."""
-        if (tls_cert is None) != (tls_key is None):
-            raise ValueError("--tls-cert and --tls-key go together")
-        if tls_cert is not None and tls_ca is None:
-            raise ValueError(
-                "a client certificate (--tls-cert) needs --tls-ca: it is only sent over TLS"
-            )
-        token = token.strip() if token else None
-        pem = (
-            _read(tls_ca, "--tls-ca"),
-            _read(tls_cert, "--tls-cert"),
-            _read(tls_key, "--tls-key"),
-        )
-        return cls(tls_ca, token or None, tls_cert, tls_key, pem)
-
-    @property
-    def tls(self) -> bool:
-        return self.tls_ca is not None
-
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return () if self.token is None else (("authorization", f"Bearer {self.token}"),)
-
-    def credentials(self) -> grpc.ChannelCredentials | None:
-        if not self.tls:
-            return None
-        ca, cert, key = self._pem
-        if ca is None:  # built directly rather than through load()
-            ca, cert, key = (
-                _read(self.tls_ca, "--tls-ca"),
-                _read(self.tls_cert, "--tls-cert"),
-                _read(self.tls_key, "--tls-key"),
-            )
-        return grpc.ssl_channel_credentials(
-            root_certificates=ca, private_key=key, certificate_chain=cert
-        )
-
-    def child_args(self) -> list[str]:
-        """Options that give a child ``ledger-dev`` process the same TLS (the token goes
-        through ``child_env``, never on a command line other users can read)."""
-        args: list[str] = []
-        for flag, path in (
-            ("--tls-ca", self.tls_ca),
-            ("--tls-cert", self.tls_cert),
-            ("--tls-key", self.tls_key),
-        ):
-            if path is not None:
-                args += [flag, str(path)]
-        return args
-
-    def child_env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop(TOKEN_ENV, None)
-        if self.token is not None:
-            env[TOKEN_ENV] = self.token
-        return env
-
-
-def open_channel(
-    target: str, security: ClientSecurity | None = None, options: Sequence[tuple[str, Any]] = ()
-) -> grpc.Channel:
-    credentials = (security or ClientSecurity()).credentials()
-    if credentials is None:
-        return grpc.insecure_channel(target, options=list(options))
-    return grpc.secure_channel(target, credentials, options=list(options))
-
-
-def open_aio_channel(
-    target: str, security: ClientSecurity | None = None, options: Sequence[tuple[str, Any]] = ()
-) -> grpc.aio.Channel:
-    credentials = (security or ClientSecurity()).credentials()
-    if credentials is None:
-        return grpc.aio.insecure_channel(target, options=list(options))
-    return grpc.aio.secure_channel(target, credentials, options=list(options))
-
-
-class _WithMetadata:
-    """A stub method that adds the token's metadata to every call (sync or aio)."""
-
-    __slots__ = ("_call", "_metadata")
-
-    def __init__(self, call: Any, metadata: tuple[tuple[str, str], ...]) -> None:
-        self._call = call
-        self._metadata = metadata
-
-    def _merged(self, metadata: Sequence[tuple[str, str]] | None) -> tuple[tuple[str, str], ...]:
-        return self._metadata if not metadata else (*self._metadata, *metadata)
-
-    def __call__(self, request: Any, *, metadata: Any = None, **kwargs: Any) -> Any:
-        return self._call(request, metadata=self._merged(metadata), **kwargs)
-
-    def future(self, request: Any, *, metadata: Any = None, **kwargs: Any) -> Any:
-        return self._call.future(request, metadata=self._merged(metadata), **kwargs)
-
-    def with_call(self, request: Any, *, metadata: Any = None, **kwargs: Any) -> Any:
-        return self._call.with_call(request, metadata=self._merged(metadata), **kwargs)
-
-
-def api_stub(
-    channel: grpc.Channel | grpc.aio.Channel, security: ClientSecurity | None = None
-) -> ledger_api_pb2_grpc.LedgerServiceApiStub:
-    """A LedgerServiceApi stub whose calls carry the token, if there is one."""
-    stub = ledger_api_pb2_grpc.LedgerServiceApiStub(channel)
-    metadata = (security or ClientSecurity()).metadata
-    if metadata:
-        for name, call in list(vars(stub).items()):
-            setattr(stub, name, _WithMetadata(call, metadata))
-    return stub
+call_timeout_s = 10.0  # one attempt of a command's call
+connect_timeout_s = 5.0  # a gateway that does not connect within this is reported unreachable
+cli_retry = RetryPolicy(attempt_timeout_s=call_timeout_s)
 
 
 def unreachable_error(address: str, security: ClientSecurity | None) -> click.ClickException:
@@ -199,31 +66,25 @@ def unreachable_error(address: str, security: ClientSecurity | None) -> click.Cl
 
 
 @contextlib.contextmanager
-def gateway_stub(
+def gateway_client(
     address: str,
     security: ClientSecurity | None = None,
-) -> Iterator[ledger_api_pb2_grpc.LedgerServiceApiStub]:
-    """A stub on a channel that is known to be connected, or a one-line ClickException."""
-    channel = open_channel(address, security)
+    retry: RetryPolicy = cli_retry,
+) -> Iterator[LedgerClient]:
+    """A ``LedgerClient`` known to be connected; an unreachable gateway, and any
+    ``LedgerError`` the block raises, become a one-line ``click.ClickException``."""
+    client = LedgerClient(address, security=security, retry=retry)
     try:
         try:
-            grpc.channel_ready_future(channel).result(timeout=connect_timeout_s)
-        except grpc.FutureTimeoutError:
+            client.wait_for_ready(connect_timeout_s)
+        except LedgerError:
             raise unreachable_error(address, security) from None
-        with rpc_errors_as_click():
-            yield api_stub(channel, security)
+        try:
+            yield client
+        except LedgerError as error:
+            raise click.ClickException(f"{error.code.name}: {error.message}") from None
     finally:
-        channel.close()
-
-
-@contextlib.contextmanager
-def rpc_errors_as_click() -> Iterator[None]:
-    try:
-        yield
-    except grpc.RpcError as error:
-        code = error.code().name if hasattr(error, "code") else "UNKNOWN"
-        details = error.details() if hasattr(error, "details") else str(error)
-        raise click.ClickException(f"{code}: {details}") from None
+        client.close()
 
 
 def _path_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

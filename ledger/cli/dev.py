@@ -4,17 +4,23 @@
 transfer between two new accounts on different shards (ids vary from run to run, the shape of
 the output does not).
 
+``seed-accounts``, ``scenario-1`` and ``scenario-2`` talk to the gateway through the client
+library (``ledger.client.LedgerClient``): its retries, its idempotency keys, its typed errors
+(shown as one line, ``CODE: message``).
+
 ``seed-accounts`` decisions:
 
-* Accounts are created with ``CreateAccounts`` in chunks of ``seed_chunk_size`` (the batch
-  maximum), ``seed_calls_in_flight`` chunk calls in flight on one channel (sync grpc futures);
-  chunks are printed in order, so stdout is exactly one ``created account <id>`` line per
-  account, in creation-request order, whatever the concurrency.
+* Accounts are created with ``LedgerClient.create_accounts`` in chunks of ``seed_chunk_size``
+  (the batch maximum: one ``CreateAccounts`` call each), ``seed_calls_in_flight`` chunks in
+  flight on one client (worker threads); chunks are printed in order, so stdout is exactly one
+  ``created account <id>`` line per account, in creation-request order, whatever the
+  concurrency.
 * Every item carries an idempotency key unique to this run (``seed-<run uuid>-<n>``), so a
-  retry can never create a second account for the same line: an item that fails (any
-  ``ItemStatus`` code) and a chunk call that fails with a transient code (UNAVAILABLE,
-  DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) are resent with the same keys, up to
-  ``seed_attempts_max`` attempts in all, with a doubling pause from ``seed_retry_backoff_s``.
+  retry can never create a second account for the same line. The client resends items that
+  fail transiently (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED), and whole chunk calls
+  that fail so, with the same keys, up to ``seed_attempts_max`` attempts per chunk, with a
+  doubling pause from ``seed_retry_backoff_s`` (``seed_retry_policy``); items refused for
+  good (any other code) are not resent.
 * If items still fail, no further chunks are started, the chunks already in flight are
   finished (and their accounts printed: they exist), and the command exits 1 with one line on
   stderr. Accounts printed before the error exist; nothing else was created twice.
@@ -30,17 +36,15 @@ import contextlib
 import json
 import pathlib
 import sys
-import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from typing import Any, Protocol
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import click
-import grpc
 
 from ledger import ids, limits
-from ledger.cli.bench import bench_command, item_code_name
+from ledger.cli.bench import bench_command
 from ledger.cli.bench_apply import bench_apply_command
 from ledger.cli.bench_compare import bench_compare_command
 from ledger.cli.bench_scale import bench_scale_command
@@ -49,29 +53,22 @@ from ledger.cli.client import (
     ClientSecurity,
     call_timeout_s,
     client_security_options,
-    gateway_stub,
+    gateway_client,
 )
+from ledger.client import ItemResult, LedgerClient, RetryPolicy
 from ledger.config import generate_config
 from ledger.gateway.auth import SCOPES, append_token, new_token
 from ledger.pb import ledger_api_pb2 as api
-from ledger.pb import ledger_api_pb2_grpc
 
-__all__ = ["SeedOutcome", "main", "seed_accounts_in_chunks"]
+__all__ = ["SeedOutcome", "main", "seed_accounts_in_chunks", "seed_retry_policy"]
 
 GATEWAY_DEFAULT = "localhost:8000"
 TOKENS_FILE_DEFAULT = "ledger_tokens.txt"
 seed_count_max = 1_000_000
 seed_chunk_size = limits.batch_items_max  # accounts per CreateAccounts call
 seed_calls_in_flight = 4  # chunk calls on the wire at once
-seed_attempts_max = 3  # tries per account (first call included)
-seed_retry_backoff_s = 0.2  # pause before the 2nd try; doubles for the next
-SEED_RETRYABLE_CALL_CODES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
+seed_attempts_max = 3  # calls per chunk (first call included)
+seed_retry_backoff_s = 0.2  # ceiling of the pause before the 2nd call; doubles for the next
 
 assert 0 < seed_chunk_size <= limits.batch_items_max and seed_attempts_max >= 1
 
@@ -85,10 +82,6 @@ def main() -> None:
     """Developer tools for the ledger service."""
 
 
-class _AccountsStub(Protocol):
-    CreateAccounts: Any  # a grpc UnaryUnaryMultiCallable (uses .future)
-
-
 class SeedOutcome:
     """What a seeding run did: accounts created, items that failed for good, the last failure."""
 
@@ -98,72 +91,44 @@ class SeedOutcome:
         self.failure = ""
 
 
-def _send_chunk(stub: _AccountsStub, keys: Sequence[str]) -> Future[Any]:
-    request = api.CreateAccountsRequest(
-        accounts=[api.CreateAccountRequest(idempotency_key=key) for key in keys]
+def seed_retry_policy() -> RetryPolicy:
+    """``seed_attempts_max`` calls per chunk, each of ``call_timeout_s``, pauses doubling from
+    ``seed_retry_backoff_s`` (read when called, so tests can shorten them)."""
+    pauses_s = sum(seed_retry_backoff_s * 2**n for n in range(seed_attempts_max - 1))
+    return RetryPolicy(
+        deadline_s=seed_attempts_max * call_timeout_s + pauses_s + 1.0,  # never the limit
+        attempt_timeout_s=call_timeout_s,
+        backoff_initial_s=seed_retry_backoff_s,
+        backoff_max_s=seed_retry_backoff_s * 2 ** max(seed_attempts_max - 2, 0),
+        attempts_max=seed_attempts_max,
     )
-    future: Future[Any] = stub.CreateAccounts.future(request, timeout=call_timeout_s)
-    return future
-
-
-def _finish_chunk(
-    stub: _AccountsStub, keys: Sequence[str], future: Future[Any]
-) -> tuple[list[str | None], str]:
-    """Wait for a chunk, resend its failed items (same keys) while attempts remain.
-
-    Returns the account id per key (None: failed for good) and the last failure, as one line.
-    """
-    accounts: list[str | None] = [None] * len(keys)
-    todo = list(range(len(keys)))
-    failure = ""
-    for attempt in range(1, seed_attempts_max + 1):
-        if attempt > 1:
-            time.sleep(seed_retry_backoff_s * 2 ** (attempt - 2))
-            future = _send_chunk(stub, [keys[i] for i in todo])
-        try:
-            response = future.result()
-        except grpc.RpcError as error:
-            code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-            details = error.details() if hasattr(error, "details") else str(error)
-            failure = f"{code.name}: {details}"
-            if code in SEED_RETRYABLE_CALL_CODES:
-                continue
-            break
-        results = response.results
-        if len(results) != len(todo):
-            failure = f"INTERNAL: {len(results)} results for {len(todo)} accounts"
-            break
-        retry = []
-        for position, result in zip(todo, results, strict=True):
-            if result.status.code == 0:
-                accounts[position] = result.account.id
-            else:
-                retry.append(position)
-                failure = f"{item_code_name(result.status.code)}: {result.status.message}"
-        todo = retry
-        if not todo:
-            break
-    return accounts, failure
 
 
 def seed_accounts_in_chunks(
-    stub: _AccountsStub,
+    client: LedgerClient,
     count: int,
     emit: Callable[[list[str]], None],
     key_prefix: str | None = None,
 ) -> SeedOutcome:
-    """Create ``count`` accounts; ``emit`` gets each chunk's created ids, chunks in order."""
+    """Create ``count`` accounts; ``emit`` gets each chunk's created ids, chunks in order.
+
+    After a chunk with accounts that failed for good, no further chunk is started; the chunks
+    already in flight are finished and emitted (their accounts exist).
+    """
     prefix = key_prefix if key_prefix is not None else f"seed-{uuid.uuid4().hex}"
     outcome = SeedOutcome()
-    in_flight: collections.deque[tuple[list[str], Future[Any]]] = collections.deque()
+    in_flight: collections.deque[tuple[int, Future[list[ItemResult[api.Account]]]]] = (
+        collections.deque()
+    )
     next_start = 0
+    pool = ThreadPoolExecutor(seed_calls_in_flight, thread_name_prefix="seed")
 
     def launch() -> None:
         nonlocal next_start
         end = min(next_start + seed_chunk_size, count)
         keys = [f"{prefix}-{index}" for index in range(next_start, end)]
+        in_flight.append((len(keys), pool.submit(client.create_accounts, idempotency_keys=keys)))
         next_start = end
-        in_flight.append((keys, _send_chunk(stub, keys)))
 
     try:
         while True:
@@ -175,18 +140,20 @@ def seed_accounts_in_chunks(
                 launch()
             if not in_flight:
                 return outcome
-            keys, future = in_flight.popleft()
-            accounts, failure = _finish_chunk(stub, keys, future)
-            created = [account for account in accounts if account is not None]
+            size, future = in_flight.popleft()
+            results = future.result()
+            created = [result.value.id for result in results if result.value is not None]
             outcome.created += len(created)
-            if len(created) < len(keys):
-                outcome.failed += len(keys) - len(created)
-                outcome.failure = failure
+            if len(created) < size:
+                outcome.failed += size - len(created)
+                errors = [result.error for result in results if result.error is not None]
+                outcome.failure = f"{errors[-1].code.name}: {errors[-1].message}"
             if created:
                 emit(created)
     finally:
-        for _, future in in_flight:  # only left on an exception (Ctrl-C): stop waiting
-            future.cancel()
+        # Only chunks not started yet are dropped; on an exception (Ctrl-C) the caller closes
+        # the client, which cancels the calls still running.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _NoBar:
@@ -206,7 +173,10 @@ class _NoBar:
 def seed_accounts(count: int, gateway: str, quiet: bool, security: ClientSecurity) -> None:
     """Create COUNT accounts and print 'created account <id>' for each (in batches)."""
     show_bar = sys.stderr.isatty() and (quiet or not sys.stdout.isatty())
-    with gateway_stub(gateway, security) as stub, contextlib.ExitStack() as stack:
+    with (
+        gateway_client(gateway, security, retry=seed_retry_policy()) as client,
+        contextlib.ExitStack() as stack,
+    ):
         progress: Any = _NoBar()
         if show_bar:
             progress = stack.enter_context(
@@ -218,7 +188,7 @@ def seed_accounts(count: int, gateway: str, quiet: bool, security: ClientSecurit
                 click.echo("\n".join(f"created account {a}" for a in account_ids))
             progress.update(len(account_ids))
 
-        outcome = seed_accounts_in_chunks(stub, count, emit)
+        outcome = seed_accounts_in_chunks(client, count, emit)
     if outcome.failed:
         raise click.ClickException(
             f"{outcome.failed} of {count} accounts not created after {seed_attempts_max} "
@@ -228,11 +198,9 @@ def seed_accounts(count: int, gateway: str, quiet: bool, security: ClientSecurit
         click.echo(f"created {outcome.created} accounts")
 
 
-def _show_balance(stub: ledger_api_pb2_grpc.LedgerServiceApiStub, account_id: str) -> None:
+def _show_balance(client: LedgerClient, account_id: str) -> None:
     """The scenarios' balance line, in the reference's words."""
-    account = stub.GetAccount(
-        api.GetAccountRequest(account_id=account_id), timeout=call_timeout_s
-    ).account
+    account = client.get_account(account_id)
     click.echo(
         f"Account {account.id} balance: {account.available_balance} available, "
         f"{account.settled_balance} settled"
@@ -249,34 +217,29 @@ def scenario_1(account_id: str, gateway: str, security: ClientSecurity) -> None:
         ids.parse_account_id(account_id)
     except ids.InvalidId:
         raise click.ClickException(f"invalid account id {account_id!r}") from None
-    with gateway_stub(gateway, security) as stub:
+    with gateway_client(gateway, security) as client:
         click.echo(f"account id: {account_id}")
 
         def create(amount: int, description: str, settled: bool) -> api.Transaction:
-            request = api.CreateTransactionRequest(
-                account_id=account_id, amount=amount, description=description, settled=settled
+            transaction = client.create_transaction(
+                account_id, amount, description=description, settled=settled
             )
-            transaction: api.Transaction = stub.CreateTransaction(
-                request, timeout=call_timeout_s
-            ).transaction
             click.echo(
                 f"Created transaction {transaction.id} for amount {transaction.amount}: "
                 f"{_status_name(transaction.status)}"
             )
             return transaction
 
-        _show_balance(stub, account_id)
+        _show_balance(client, account_id)
         create(100, "Instant Topup 1", settled=True)
         pending = create(-10, "Purchase 1", settled=False)
-        _show_balance(stub, account_id)
-        settled = stub.SettleTransaction(
-            api.SettleTransactionRequest(transaction_id=pending.id), timeout=call_timeout_s
-        ).transaction
+        _show_balance(client, account_id)
+        settled = client.settle_transaction(pending.id)
         click.echo(
             f"Settled transaction {settled.id} for amount {settled.amount}: "
             f"{_status_name(settled.status)}"
         )
-        _show_balance(stub, account_id)
+        _show_balance(client, account_id)
         create(-1000, "Purchase 2", settled=True)
 
 
@@ -298,12 +261,10 @@ def _transfer_status_name(status: int) -> str:
 @client_security_options
 def scenario_2(gateway: str, security: ClientSecurity) -> None:
     """Transfers: two new accounts on different shards, top-up, transfer, retry, too much."""
-    with gateway_stub(gateway, security) as stub:
+    with gateway_client(gateway, security) as client:
 
         def new_account() -> str:
-            return str(
-                stub.CreateAccount(api.CreateAccountRequest(), timeout=call_timeout_s).account.id
-            )
+            return str(client.create_account().id)
 
         def shard_of(account_id: str) -> int:
             return ids.shard_index(ids.parse_account_id(account_id))
@@ -322,28 +283,20 @@ def scenario_2(gateway: str, security: ClientSecurity) -> None:
         click.echo(f"to account id: {target} (shard {shard_of(target)})")
 
         def show_balances() -> None:
-            _show_balance(stub, source)
-            _show_balance(stub, target)
+            _show_balance(client, source)
+            _show_balance(client, target)
 
         def show_side(side: str, transaction_id: str) -> None:
-            transaction = stub.GetTransaction(
-                api.GetTransactionRequest(transaction_id=transaction_id), timeout=call_timeout_s
-            ).transaction
+            transaction = client.get_transaction(transaction_id)
             click.echo(
                 f"  {side} transaction {transaction.id} for amount {transaction.amount}: "
                 f"{_status_name(transaction.status)}, transfer {transaction.transfer_id or '-'}"
             )
 
-        def transfer(amount: int, description: str, key: str) -> api.Transfer:
-            request = api.CreateTransferRequest(
-                from_account_id=source,
-                to_account_id=target,
-                amount=amount,
-                description=description,
-                idempotency_key=key,
+        def transfer(amount: int, description: str, key: str | None) -> api.Transfer:
+            return client.create_transfer(
+                source, target, amount, description=description, idempotency_key=key
             )
-            made: api.Transfer = stub.CreateTransfer(request, timeout=call_timeout_s).transfer
-            return made
 
         def show_transfer(verb: str, done: api.Transfer, key: str) -> None:
             keyed = f" with idempotency key {key}" if key else ""
@@ -357,15 +310,9 @@ def scenario_2(gateway: str, security: ClientSecurity) -> None:
                 show_side("credit", done.credit_transaction_id)
 
         show_balances()
-        top_up = stub.CreateTransaction(
-            api.CreateTransactionRequest(
-                account_id=source,
-                amount=scenario_2_topup,
-                description="Instant Topup 1",
-                settled=True,
-            ),
-            timeout=call_timeout_s,
-        ).transaction
+        top_up = client.create_transaction(
+            source, scenario_2_topup, description="Instant Topup 1", settled=True
+        )
         click.echo(
             f"Created transaction {top_up.id} for amount {top_up.amount}: "
             f"{_status_name(top_up.status)}"
@@ -386,7 +333,7 @@ def scenario_2(gateway: str, security: ClientSecurity) -> None:
             f"{_transfer_status_name(again.status)} (the same transfer)"
         )
         show_balances()
-        refused = transfer(scenario_2_too_much, "Transfer 2", "")
+        refused = transfer(scenario_2_too_much, "Transfer 2", None)  # a fresh key, not shown
         show_transfer("Created", refused, "")
         show_balances()
 

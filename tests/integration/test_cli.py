@@ -16,15 +16,18 @@ import pathlib
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 import pytest
+from client.fake_server import Fail, FakeLedger
 from harness import StandaloneService, free_port
 
 from ledger import ids as ledger_ids
+from ledger.client import LedgerClient
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 
@@ -303,32 +306,8 @@ def test_seed_accounts_prints_every_account_in_order(
         assert (account.available_balance, account.settled_balance) == (0, 0)
 
 
-# -- seed-accounts retries, against a fake CreateAccounts (no server: failures on demand) ---------
-
-
-class _FakeRpcError(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self._code, self._details = code, details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-
-class _FakeFuture:
-    def __init__(self, outcome: object) -> None:
-        self._outcome = outcome
-
-    def result(self) -> object:
-        if isinstance(self._outcome, Exception):
-            raise self._outcome
-        return self._outcome
-
-    def cancel(self) -> bool:
-        return False
+# -- seed-accounts retries, against a fake CreateAccounts (an in-process server: failures on
+# demand) -----------------------------------------------------------------------------------------
 
 
 class _FakeCreateAccounts:
@@ -344,14 +323,18 @@ class _FakeCreateAccounts:
         self.call_failures = list(call_failures or [])
         self.calls: list[list[str]] = []
         self.ids: dict[str, str] = {}
+        self.lock = threading.Lock()  # chunks are sent from several threads
 
-    def future(self, request: api.CreateAccountsRequest, timeout: float) -> _FakeFuture:
-        assert timeout >= 10
+    def __call__(self, request: api.CreateAccountsRequest) -> api.CreateAccountsResponse:
+        with self.lock:
+            return self.answer(request)
+
+    def answer(self, request: api.CreateAccountsRequest) -> api.CreateAccountsResponse:
         keys = [item.idempotency_key for item in request.accounts]
         assert all(keys) and len(set(keys)) == len(keys) and len(keys) <= 1000
         self.calls.append(keys)
         if self.call_failures:
-            return _FakeFuture(_FakeRpcError(self.call_failures.pop(0), "call failed"))
+            raise Fail(self.call_failures.pop(0), "call failed")
         results = []
         for key in keys:
             if self.item_failures.get(key, 0) > 0:
@@ -365,12 +348,24 @@ class _FakeCreateAccounts:
             else:
                 account_id = self.ids.setdefault(key, f"{len(self.ids) + 1:016x}")
                 results.append(api.CreateAccountResult(account=api.Account(id=account_id)))
-        return _FakeFuture(api.CreateAccountsResponse(results=results))
+        return api.CreateAccountsResponse(results=results)
+
+    def chunk_calls(self, chunk: int, size: int = 10) -> list[list[str]]:
+        """The calls that carried keys of chunk ``chunk`` (chunks run in parallel threads)."""
+        return [call for call in self.calls if int(call[0].split("-")[-1]) // size == chunk]
 
 
-class _FakeStub:
-    def __init__(self, create_accounts: _FakeCreateAccounts) -> None:
-        self.CreateAccounts = create_accounts
+@contextlib.contextmanager
+def _client_of(fake: _FakeCreateAccounts) -> Iterator[LedgerClient]:
+    """A client, with seed-accounts' retry policy, of a server whose CreateAccounts is ``fake``."""
+    from ledger.cli import dev
+
+    server = FakeLedger()
+    server.on("CreateAccounts", fake)
+    with server.serve() as address, LedgerClient(address, retry=dev.seed_retry_policy()) as client:
+        yield client
+    # Each attempt had the CLI's call timeout (10 s), not some short default.
+    assert all(seen.timeout_s and seen.timeout_s > 5 for seen in server.seen)
 
 
 @pytest.fixture
@@ -386,12 +381,16 @@ def test_seed_retries_failed_items_with_their_keys(small_chunks: None) -> None:
 
     fake = _FakeCreateAccounts({"p-3": 1, "p-4": 2, "p-17": 2})
     emitted: list[list[str]] = []
-    outcome = seed_accounts_in_chunks(_FakeStub(fake), 25, emitted.append, key_prefix="p")
+    with _client_of(fake) as client:
+        outcome = seed_accounts_in_chunks(client, 25, emitted.append, key_prefix="p")
     assert (outcome.created, outcome.failed) == (25, 0)
     assert [len(chunk) for chunk in emitted] == [10, 10, 5]
     # In order of the keys, each key's one account, none twice.
     assert [a for chunk in emitted for a in chunk] == [fake.ids[f"p-{i}"] for i in range(25)]
-    assert fake.calls[3:] == [["p-3", "p-4"], ["p-4"], ["p-17"], ["p-17"]]
+    first = [f"p-{i}" for i in range(10)]
+    assert fake.chunk_calls(0) == [first, ["p-3", "p-4"], ["p-4"]]
+    assert fake.chunk_calls(1)[1:] == [["p-17"], ["p-17"]]
+    assert len(fake.chunk_calls(2)) == 1
 
 
 def test_seed_gives_up_after_bounded_attempts(small_chunks: None) -> None:
@@ -399,7 +398,8 @@ def test_seed_gives_up_after_bounded_attempts(small_chunks: None) -> None:
 
     fake = _FakeCreateAccounts({"p-5": 99})
     emitted: list[list[str]] = []
-    outcome = dev.seed_accounts_in_chunks(_FakeStub(fake), 100, emitted.append, key_prefix="p")
+    with _client_of(fake) as client:
+        outcome = dev.seed_accounts_in_chunks(client, 100, emitted.append, key_prefix="p")
     tries = [call for call in fake.calls if "p-5" in call]
     assert len(tries) == dev.seed_attempts_max
     # No chunk starts after the failure; the chunks already in flight finish and are reported.
@@ -414,12 +414,14 @@ def test_seed_retries_transient_call_failures_only(small_chunks: None) -> None:
     from ledger.cli.dev import seed_accounts_in_chunks
 
     fake = _FakeCreateAccounts(call_failures=[grpc.StatusCode.UNAVAILABLE])
-    outcome = seed_accounts_in_chunks(_FakeStub(fake), 5, lambda _: None, key_prefix="p")
+    with _client_of(fake) as client:
+        outcome = seed_accounts_in_chunks(client, 5, lambda _: None, key_prefix="p")
     assert (outcome.created, outcome.failed) == (5, 0)
     assert fake.calls == [[f"p-{i}" for i in range(5)]] * 2
 
     fake = _FakeCreateAccounts(call_failures=[grpc.StatusCode.UNIMPLEMENTED])
-    outcome = seed_accounts_in_chunks(_FakeStub(fake), 5, lambda _: None, key_prefix="p")
+    with _client_of(fake) as client:
+        outcome = seed_accounts_in_chunks(client, 5, lambda _: None, key_prefix="p")
     assert (outcome.created, outcome.failed) == (0, 5)
     assert len(fake.calls) == 1 and outcome.failure.startswith("UNIMPLEMENTED")
 
@@ -432,16 +434,14 @@ def test_seed_accounts_command_fails_in_one_line(
     from ledger.cli import dev
 
     class FailingTenth(_FakeCreateAccounts):
-        def future(self, request: api.CreateAccountsRequest, timeout: float) -> _FakeFuture:
+        def answer(self, request: api.CreateAccountsRequest) -> api.CreateAccountsResponse:
             for item in request.accounts:  # the 10th account of the run never succeeds
                 if item.idempotency_key.endswith("-9"):
                     self.item_failures[item.idempotency_key] = 99
-            return super().future(request, timeout)
+            return super().answer(request)
 
     fake = FailingTenth()
-    monkeypatch.setattr(
-        dev, "gateway_stub", lambda _address, *_: contextlib.nullcontext(_FakeStub(fake))
-    )
+    monkeypatch.setattr(dev, "gateway_client", lambda _address, *_, **__: _client_of(fake))
     result = CliRunner().invoke(dev.main, ["seed-accounts", "--count", "10", "--quiet"])
     assert result.exit_code == 1
     assert result.stdout == ""
