@@ -22,6 +22,7 @@ from ledger.cli.bench.config import OP_KINDS, BenchConfig, batch_max
 from ledger.cli.bench.report import BenchResult
 from ledger.cli.bench.stats import LatencyStats, item_code_name, transfer_outcome
 from ledger.cli.client import ClientSecurity, api_stub, open_aio_channel, unreachable_error
+from ledger.client import AsyncLedgerClient, ItemResult, LedgerError, NewTransaction
 from ledger.pb import ledger_api_pb2 as api
 from ledger.pb import ledger_api_pb2_grpc
 
@@ -127,59 +128,46 @@ class _Bench:
     async def setup_accounts(self) -> None:
         """Create the accounts and seed each with one big settled top-up (not measured).
 
-        Both steps are batch calls of up to ``batch_max`` items, ``setup_calls_max`` in flight.
+        Through the client library, so every item carries an idempotency key and a transient
+        failure (a fresh cluster still electing, a busy machine) is retried exactly once
+        instead of failing the run; ``setup_calls_max`` chunks of ``batch_max`` in flight.
         """
+        client = AsyncLedgerClient.from_channel(self.channels[0], security=self.security)
         limit = asyncio.Semaphore(setup_calls_max)
 
-        def first_failure(results: Sequence[Any]) -> api.ItemStatus | None:
-            return next((r.status for r in results if r.status.code != 0), None)
-
-        def refuse(step: str, status: api.ItemStatus, failed: int) -> click.ClickException:
+        def refuse(step: str, results: Sequence[ItemResult[Any]]) -> click.ClickException:
+            failures = [result.error for result in results if result.error is not None]
             return click.ClickException(
-                f"account setup failed: {failed} {step} items failed, first: "
-                f"{item_code_name(status.code)}: {status.message}"
+                f"account setup failed: {len(failures)} {step} items failed, first: "
+                f"{failures[0].code.name}: {failures[0].message}"
             )
 
         async def create_and_seed(count: int) -> list[str]:
             async with limit:
-                created = await self.stub().CreateAccounts(
-                    api.CreateAccountsRequest(
-                        accounts=[api.CreateAccountRequest() for _ in range(count)]
-                    ),
-                    timeout=call_timeout_s,
+                created = await client.create_accounts(count)
+                if not all(result.ok for result in created):
+                    raise refuse("CreateAccounts", created)
+                account_ids = [result.unwrap().id for result in created]
+                seeded = await client.create_transactions(
+                    NewTransaction(
+                        account_id,
+                        seed_topup_amount,
+                        description="bench seed top-up",
+                        settled=True,
+                    )
+                    for account_id in account_ids
                 )
-                failure = first_failure(created.results)
-                if failure is not None:
-                    failed = sum(r.status.code != 0 for r in created.results)
-                    raise refuse("CreateAccounts", failure, failed)
-                account_ids = [result.account.id for result in created.results]
-                seeded = await self.stub().CreateTransactions(
-                    api.CreateTransactionsRequest(
-                        transactions=[
-                            api.CreateTransactionRequest(
-                                account_id=account_id,
-                                amount=seed_topup_amount,
-                                description="bench seed top-up",
-                                settled=True,
-                            )
-                            for account_id in account_ids
-                        ]
-                    ),
-                    timeout=call_timeout_s,
-                )
-                failure = first_failure(seeded.results)
-                if failure is not None:
-                    failed = sum(r.status.code != 0 for r in seeded.results)
-                    raise refuse("seed top-up", failure, failed)
+                if not all(result.ok for result in seeded):
+                    raise refuse("seed top-up", seeded)
                 return account_ids
 
         total = self.config.accounts
         chunks = [min(batch_max, total - start) for start in range(0, total, batch_max)]
         try:
             created = await asyncio.gather(*(create_and_seed(count) for count in chunks))
-        except grpc.aio.AioRpcError as error:
+        except LedgerError as error:
             raise click.ClickException(
-                f"account setup failed: {error.code().name}: {error.details()}"
+                f"account setup failed: {error.code.name}: {error.message}"
             ) from None
         self.account_ids = list(itertools.chain.from_iterable(created))
 
