@@ -138,8 +138,8 @@ class _Bench:
         def refuse(step: str, results: Sequence[ItemResult[Any]]) -> click.ClickException:
             failures = [result.error for result in results if result.error is not None]
             return click.ClickException(
-                f"account setup failed: {len(failures)} {step} items failed, first: "
-                f"{failures[0].code.name}: {failures[0].message}"
+                f"account setup failed: {failures[0].code.name}: {failures[0].message} "
+                f"({len(failures)} of {len(results)} {step} items failed)"
             )
 
         async def create_and_seed(count: int) -> list[str]:
