@@ -101,12 +101,26 @@ class ClusterConfig:
     node_tls: NodeTls
 
     def node_channel(
-        self, address: str, *, aio: bool = False, options: Sequence[tuple[str, Any]] = ()
+        self,
+        address: str,
+        *,
+        aio: bool = False,
+        options: Sequence[tuple[str, Any]] = (),
+        attach_token: bool = True,
     ) -> Any:
-        """A channel to a node's API: TLS against the cluster CA, the cluster credential."""
+        """A channel to a node's API: TLS against the cluster CA, the cluster credential (or,
+        without ``attach_token``, each call passes ``node_call_metadata()`` itself)."""
         return credentials.node_channel(
-            address, self.node_tls.ca_cert, self.raft_secret, aio=aio, options=options
+            address,
+            self.node_tls.ca_cert,
+            self.raft_secret,
+            aio=aio,
+            options=options,
+            attach_token=attach_token,
         )
+
+    def node_call_metadata(self) -> tuple[tuple[str, str], ...]:
+        return credentials.node_call_metadata(self.raft_secret)
 
     def node_server_credentials(self, node_id: str) -> Any:
         cert, key = self.node_tls.certs[node_id]

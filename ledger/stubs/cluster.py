@@ -65,6 +65,9 @@ class _Leaders:
         self._leader = {s.index: config.node(s.preferred_leader).address for s in config.shards}
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._links: dict[str, NodeLink] = {}
+        # Sent with every call: TLS-only channels, no per-call credential plugin (see
+        # ``ledger.node.credentials.node_call_metadata``).
+        self.call_metadata = config.node_call_metadata()
 
     def leader(self, shard: int) -> str:
         return self._leader[shard]
@@ -72,14 +75,14 @@ class _Leaders:
     def stub(self, address: str) -> ledger_node_pb2_grpc.LedgerNodeStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._config.node_channel(address, aio=True)
+            channel = self._config.node_channel(address, aio=True, attach_token=False)
             self._channels[address] = channel
         return ledger_node_pb2_grpc.LedgerNodeStub(channel)
 
     def link(self, address: str) -> NodeLink:
         link = self._links.get(address)
         if link is None:
-            link = NodeLink(self.stub(address))
+            link = NodeLink(self.stub(address), self.call_metadata)
             self._links[address] = link
         return link
 
@@ -275,7 +278,11 @@ class ClusterStub:
                 shard=shard, queries=queries, timeout_ms=max(1, int(attempt_s * 1000))
             )
             response = await _rpc(
-                self._leaders.stub(address).Read, request, timeout=attempt_s, outcome_unknown=False
+                self._leaders.stub(address).Read,
+                request,
+                timeout=attempt_s,
+                metadata=self._leaders.call_metadata,
+                outcome_unknown=False,
             )
             if response.outcome.refusal != node_pb.REFUSAL_NONE:
                 raise _Refused(response.outcome)

@@ -39,8 +39,13 @@ class _Pending:
 
 
 class NodeLink:
-    def __init__(self, stub: ledger_node_pb2_grpc.LedgerNodeStub) -> None:
+    def __init__(
+        self,
+        stub: ledger_node_pb2_grpc.LedgerNodeStub,
+        call_metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self._stub = stub
+        self._call_metadata = call_metadata  # the node credential, when the channel has none
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._last_send_s = 0.0
@@ -99,7 +104,9 @@ class NodeLink:
             shards=[item.commands for item in batch], timeout_ms=max(1, int(timeout_s * 1000))
         )
         try:
-            response = await self._stub.Submit(request, timeout=max(timeout_s, 0.001))
+            response = await self._stub.Submit(
+                request, timeout=max(timeout_s, 0.001), metadata=self._call_metadata
+            )
         except grpc.aio.AioRpcError as error:
             for item in batch:
                 if not item.future.done():

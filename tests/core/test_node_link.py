@@ -78,7 +78,9 @@ class FakeNode:
         self.requests: list[node_pb.SubmitRequest] = []
         self.failures: list[Exception] = []
 
-    async def Submit(self, request: node_pb.SubmitRequest, timeout: float) -> Any:
+    async def Submit(
+        self, request: node_pb.SubmitRequest, timeout: float, metadata: Any = ()
+    ) -> Any:
         self.requests.append(request)
         await _real_sleep(0)  # callers that arrive meanwhile queue for the next Submit
         self.clock.now_s += self.rtt_s
