@@ -339,7 +339,7 @@ class LedgerApi:
 
     async def _check_account_exists(self, account_id: int, timeout_s: float) -> None:
         """NOT_FOUND before anything is held. Accounts are never deleted, so one that was seen
-        stays known: a hit costs no read (a read is a Raft barrier entry in the cluster)."""
+        stays known: a hit costs no read (a read is a ReadIndex round in the cluster)."""
         if account_id in self._known_accounts:
             self._known_accounts.move_to_end(account_id)
             return

@@ -1,12 +1,12 @@
-"""Linearizable reads through the log, batched: one barrier entry serves many reads.
+"""Linearizable reads, batched: one proof of leadership (a "barrier") serves many reads.
 
-A read may only be answered after a barrier entry *proposed after the read arrived* has been
-applied on this leader. Committing that entry proves this node was still the leader of its term
-(a deposed or paused leader's barrier never commits, so it never answers with stale data), and
-Raft's leader completeness means every write acknowledged before the read began sits at a lower
-index, so it has been applied too. Reads that arrive while a barrier is in flight wait for the
-next one; a barrier that does not complete within ``barrier_timeout_s`` fails its readers (the
-gateway retries elsewhere) and unblocks the next barrier.
+A read may only be answered after a proof *requested after the read arrived* has completed on
+this leader: ``ShardReplica.confirm_read``, a ReadIndex round (``replication.read_index``): a
+majority acknowledged, in this leader's term, a probe sent after the request, and everything
+committed before it has been applied here. So a deposed or paused leader never answers with
+stale data. Reads that arrive while a proof is in flight wait for the next one; a proof that
+does not complete within ``barrier_timeout_s`` fails its readers (the gateway retries
+elsewhere) and unblocks the next.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class BarrierFailed(Exception):
 
 class ReadBarrier:
     def __init__(self, submit_barrier: Callable[[EntryCallback], None]) -> None:
-        """``submit_barrier`` proposes a barrier entry (``ShardReplica.submit_barrier``)."""
+        """``submit_barrier`` asks for a proof (``ShardReplica.confirm_read``)."""
         self._submit_barrier = submit_barrier
         self._waiting: list[asyncio.Future[None]] = []
         self._in_flight = False

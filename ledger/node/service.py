@@ -62,7 +62,7 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):
         self._replicas = replicas
         self._inflight = dict.fromkeys(replicas, 0)
         self._barriers = {
-            shard: ReadBarrier(replica.submit_barrier) for shard, replica in replicas.items()
+            shard: ReadBarrier(replica.confirm_read) for shard, replica in replicas.items()
         }
         self._executors = {
             shard: LeaderExecutor(replica.machine) for shard, replica in replicas.items()

@@ -26,7 +26,7 @@ the group): domain failures are values, and a failed assertion is logged and sto
 
 Everything outside ``ledger/replication`` talks to a replica through a small typed interface:
 ``is_leader()``, ``has_quorum()``, ``leader_raft_address()``, ``status()`` (a ``ReplicaStatus``),
-``submit``/``submit_barrier`` (whose callbacks get an ``EntryFate``), ``request_transfer`` and
+``submit`` and ``confirm_read`` (whose callbacks get an ``EntryFate``), ``request_transfer`` and
 ``stop()``. PySyncObj's role numbers, status dict keys and ``FAIL_REASON`` codes stay in here.
 """
 
@@ -46,6 +46,8 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from ledger.replication import durable_journal, pysyncobj_serializer, raft_cipher
 from ledger.replication.durable_journal import DurableJournal, JournalSpec
 from ledger.replication.fatal import halt_on_apply_failure
+from ledger.replication.fates import EntryCallback, EntryFate
+from ledger.replication.read_index import ReadIndex
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import WRITE_SET_MAGIC, ShardStateMachine
 
@@ -75,6 +77,11 @@ class ReplicaRole(enum.Enum):
 
 
 _ROLES = {0: ReplicaRole.FOLLOWER, 1: ReplicaRole.CANDIDATE, 2: ReplicaRole.LEADER}  # PySyncObj's
+_FOLLOWER = 0  # PySyncObj's role number
+# Our own Raft messages (ReadIndex probes), handled before PySyncObj sees them.
+_READ_PROBE = "ledger_read_probe"
+_READ_ACK = "ledger_read_ack"
+_READ_MESSAGES = frozenset({_READ_PROBE, _READ_ACK})
 
 
 class ReplicaStatus(NamedTuple):
@@ -89,15 +96,6 @@ class ReplicaStatus(NamedTuple):
     log_length: int  # entries held in memory since the last compaction
 
 
-class EntryFate(enum.Enum):
-    """What became of a proposed entry, as far as the caller needs to know."""
-
-    APPLIED = "applied"  # committed and applied here; the callback's value is apply's result
-    OVERLOADED = "overloaded"  # PySyncObj's command queue was full: never proposed
-    NOT_LEADER = "not leader"  # not committed and never will be: no leader, or not this one
-    UNKNOWN = "outcome unknown"  # leadership changed while it was in flight: it may yet commit
-
-
 # PySyncObj's FAIL_REASON -> fate; a reason missing here counts as UNKNOWN (the safe answer).
 _FATES = {
     FAIL_REASON.SUCCESS: EntryFate.APPLIED,
@@ -109,10 +107,6 @@ _FATES = {
     FAIL_REASON.LEADER_CHANGED: EntryFate.UNKNOWN,
     FAIL_REASON.UNKNOWN_OUTCOME: EntryFate.UNKNOWN,
 }
-
-EntryCallback = Callable[[Any, EntryFate], None]
-"""Called once per proposed entry, on the replica's tick thread (or the caller's, when the
-entry is refused at once): apply's return value (None unless APPLIED) and the entry's fate."""
 
 
 def _with_fate(callback: EntryCallback) -> Callable[[Any, int], None]:
@@ -197,6 +191,7 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         raft_cipher.install()  # before SyncObj.__init__, which creates the encryptor
         pysyncobj_serializer.install()  # likewise for the serializer
         durable_journal.install()  # and for the journal
+        self._read_index = ReadIndex(1 + len(partner_addresses), time.monotonic)
         super().__init__(self_address, partner_addresses, settings)
         snapshots.after_restore = self._postpone_election
         self.addOnTickCallback(self._on_tick)
@@ -214,6 +209,9 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         wasted CPU. A success only ever confirms a prefix, so ``nextIndex`` never needs to move
         back on one; a refusal (``reset``) still moves it back as before.
         """
+        if isinstance(message, dict) and message.get("type") in _READ_MESSAGES:
+            self._on_read_message(node, message)
+            return  # ours: PySyncObj never sees it
         if isinstance(message, dict) and message.get("transmission") == "finish":
             message = self._finish_only_when_complete(message)
         keep = None
@@ -334,8 +332,9 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
 
     @replicated  # type: ignore[untyped-decorator]
     def barrier(self) -> int:
-        """No effect. Its callback on the leader proves leadership in its term, and that every
-        entry committed before the read began has been applied here."""
+        """No effect. Reads once proposed it as a barrier; they use ``confirm_read`` now, and
+        it stays so that journals holding such entries replay (PySyncObj numbers replicated
+        methods by name: removing one would renumber the others)."""
         return int(self.raftLastApplied + 1)
 
     # -- the interface for the node layer ------------------------------------------------------
@@ -343,10 +342,6 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
     def submit(self, data: bytes, callback: EntryCallback) -> None:
         """Propose an entry (a write set or a command batch); ``callback`` gets its fate."""
         self.apply_entry(data, callback=_with_fate(callback))
-
-    def submit_barrier(self, callback: EntryCallback) -> None:
-        """Propose a no-op barrier entry; APPLIED proves leadership up to its index."""
-        self.barrier(callback=_with_fate(callback))
 
     def is_leader(self) -> bool:
         """This replica is a leader (another may already have been elected without its news)."""
@@ -382,7 +377,66 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         with self._transfer_lock:
             self._transfer_target = raft_address
 
+    # -- reads: ReadIndex (see ``read_index``) ----------------------------------------------
+
+    def confirm_read(self, callback: EntryCallback) -> None:
+        """``callback`` gets APPLIED once this replica has proven, after this call, that it is
+        the leader and has applied everything committed before: then a read of its state is
+        linearizable. Costs a probe round to the followers, shared by every read waiting."""
+        self._read_index.request(callback)
+        notifier = getattr(self, "_SyncObj__pipeNotifier", None)
+        if notifier is not None:
+            notifier.notify()  # wake the tick thread from its poll
+
+    def _read_tick(self) -> None:
+        """Tick thread: answer what is proven and applied, then probe for the reads waiting."""
+        is_leader = bool(self._isLeader())
+        term = int(self._SyncObj__raftCurrentTerm)
+        self._read_index.release(
+            applied_index=int(self._SyncObj__raftLastApplied), is_leader=is_leader, term=term
+        )
+        commit_index = int(self._SyncObj__raftCommitIndex)
+        # The no-op PySyncObj appends when a leader is elected: committed, this leader's commit
+        # index covers every entry any earlier leader committed.
+        term_start = getattr(self, "_SyncObj__noopIDx", None)
+        probe = self._read_index.start_probe(
+            is_leader=is_leader,
+            term=term,
+            commit_index=commit_index,
+            term_committed=term_start is not None and commit_index >= term_start,
+        )
+        if probe is None:
+            return
+        message = {"type": _READ_PROBE, "term": probe.term, "probe": probe.probe_id}
+        for node in self._SyncObj__otherNodes:
+            self._SyncObj__transport.send(node, message)
+        self._read_index.release(
+            applied_index=int(self._SyncObj__raftLastApplied), is_leader=is_leader, term=term
+        )
+
+    def _on_read_message(self, node: Any, message: dict[str, Any]) -> None:
+        """A follower acknowledges a probe only in the leader's term and while following it;
+        the leader counts acknowledgements of its own term only."""
+        term = int(self._SyncObj__raftCurrentTerm)
+        if message["type"] == _READ_PROBE:
+            if (
+                message.get("term") == term
+                and self._SyncObj__raftState == _FOLLOWER
+                and self._SyncObj__raftLeader == node
+            ):
+                reply = {"type": _READ_ACK, "term": term, "probe": message.get("probe")}
+                self._SyncObj__transport.send(node, reply)
+            return
+        probe_id, ack_term = message.get("probe"), message.get("term")
+        if not self._isLeader() or not isinstance(probe_id, int) or not isinstance(ack_term, int):
+            return
+        self._read_index.on_ack(node, probe_id, ack_term, current_term=term)
+        self._read_index.release(
+            applied_index=int(self._SyncObj__raftLastApplied), is_leader=True, term=term
+        )
+
     def _on_tick(self) -> None:
+        self._read_tick()
         if self._snapshots.compaction_due():
             self.forceLogCompaction()
         with self._transfer_lock:

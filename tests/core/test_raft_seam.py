@@ -153,8 +153,6 @@ def test_callbacks_get_the_fate_of_the_entry(reason: int, fate: EntryFate) -> No
         callback("result", reason)
 
     replica.apply_entry = propose  # type: ignore[method-assign]
-    replica.barrier = propose  # type: ignore[method-assign]
     seen: list[tuple[Any, EntryFate]] = []
     replica.submit(b"entry", lambda result, fate: seen.append((result, fate)))
-    replica.submit_barrier(lambda result, fate: seen.append((result, fate)))
-    assert seen == [("result", fate), ("result", fate)]
+    assert seen == [("result", fate)]

@@ -45,7 +45,7 @@ class FakeReplica:
         self.barriers: list[EntryCallback] = []  # proposed, in order
         self.machine = ShardStateMachine(MemoryShardStore())
 
-    def submit_barrier(self, callback: EntryCallback) -> None:
+    def confirm_read(self, callback: EntryCallback) -> None:
         self.barriers.append(callback)
 
     def complete(self, number: int, fate: EntryFate = EntryFate.APPLIED) -> None:
@@ -73,7 +73,7 @@ def run(scenario: Coroutine[Any, Any, ResultT]) -> ResultT:
 
 def test_a_read_waits_for_a_barrier_proposed_after_it_arrived() -> None:
     replica = FakeReplica()
-    barrier = ReadBarrier(replica.submit_barrier)
+    barrier = ReadBarrier(replica.confirm_read)
 
     async def scenario() -> None:
         read = asyncio.ensure_future(barrier.wait())
@@ -88,7 +88,7 @@ def test_a_read_waits_for_a_barrier_proposed_after_it_arrived() -> None:
 
 def test_reads_arriving_during_a_barrier_share_the_next_one() -> None:
     replica = FakeReplica()
-    barrier = ReadBarrier(replica.submit_barrier)
+    barrier = ReadBarrier(replica.confirm_read)
 
     async def scenario() -> None:
         first = asyncio.ensure_future(barrier.wait())
@@ -110,7 +110,7 @@ def test_reads_arriving_during_a_barrier_share_the_next_one() -> None:
 
 def test_a_barrier_completed_on_another_thread_releases_its_readers() -> None:
     replica = FakeReplica()
-    barrier = ReadBarrier(replica.submit_barrier)
+    barrier = ReadBarrier(replica.confirm_read)
 
     async def scenario() -> None:
         for number in range(2):  # the second: after a barrier answered from another thread
@@ -127,7 +127,7 @@ def test_a_barrier_completed_on_another_thread_releases_its_readers() -> None:
 @pytest.mark.parametrize("fate", [EntryFate.NOT_LEADER, EntryFate.UNKNOWN, EntryFate.OVERLOADED])
 def test_a_barrier_that_does_not_apply_fails_its_readers_only(fate: EntryFate) -> None:
     replica = FakeReplica()
-    barrier = ReadBarrier(replica.submit_barrier)
+    barrier = ReadBarrier(replica.confirm_read)
 
     async def scenario() -> None:
         failing = asyncio.ensure_future(barrier.wait())
@@ -151,7 +151,7 @@ def test_a_barrier_that_does_not_commit_in_time_fails_and_a_late_answer_is_ignor
 ) -> None:
     monkeypatch.setattr(read_barrier, "barrier_timeout_s", 0.001)
     replica = FakeReplica()
-    barrier = ReadBarrier(replica.submit_barrier)
+    barrier = ReadBarrier(replica.confirm_read)
 
     async def scenario() -> None:
         with pytest.raises(BarrierFailed, match="in time"):
@@ -172,7 +172,7 @@ def test_a_barrier_that_does_not_commit_in_time_fails_and_a_late_answer_is_ignor
 def test_too_many_waiting_reads_are_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(read_barrier, "readers_waiting_max", 2)
     replica = FakeReplica()
-    barrier = ReadBarrier(replica.submit_barrier)
+    barrier = ReadBarrier(replica.confirm_read)
 
     async def scenario() -> None:
         first = asyncio.ensure_future(barrier.wait())  # in flight: not waiting
