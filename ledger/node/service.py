@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from ledger import limits
 from ledger.config import ClusterConfig
 from ledger.node.read_barrier import BarrierFailed, ReadBarrier
 from ledger.pb import ledger_internal_pb2 as pb
@@ -99,6 +100,7 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):
     # -- Submit -----------------------------------------------------------------------------
 
     async def Submit(self, request: node_pb.SubmitRequest, context: Any) -> node_pb.SubmitResponse:
+        await _check_shard_count(len(request.shards), context)
         timeout_s = _timeout_s(request.timeout_ms)
         outcomes = await asyncio.gather(
             *(
@@ -167,17 +169,33 @@ class NodeService(ledger_node_pb2_grpc.LedgerNodeServicer):
     # -- Read -------------------------------------------------------------------------------
 
     async def Read(self, request: node_pb.ReadRequest, context: Any) -> node_pb.ReadResponse:
-        shard = request.shard
+        outcome = await self._read_shard(
+            request.shard, request.queries, _timeout_s(request.timeout_ms)
+        )
+        return node_pb.ReadResponse(outcome=outcome)
+
+    async def ReadMany(
+        self, request: node_pb.ReadManyRequest, context: Any
+    ) -> node_pb.ReadManyResponse:
+        await _check_shard_count(len(request.reads), context)
+        timeout_s = _timeout_s(request.timeout_ms)
+        outcomes = await asyncio.gather(
+            *(self._read_shard(read.shard, read.queries, timeout_s) for read in request.reads)
+        )
+        return node_pb.ReadManyResponse(outcomes=outcomes)
+
+    async def _read_shard(
+        self, shard: int, queries: Sequence[pb.Query], timeout_s: float
+    ) -> node_pb.ShardOutcome:
         refusal = self._check_leader(shard)
         if refusal is not None:
-            return node_pb.ReadResponse(outcome=refusal)
+            return refusal
         try:
-            await asyncio.wait_for(self._barriers[shard].wait(), _timeout_s(request.timeout_ms))
+            await asyncio.wait_for(self._barriers[shard].wait(), timeout_s)
         except (TimeoutError, BarrierFailed) as error:
-            outcome = self._refuse(shard, node_pb.REFUSAL_NOT_LEADER, f"read barrier: {error}")
-            return node_pb.ReadResponse(outcome=outcome)
-        results = self._replicas[shard].machine.read_many(request.queries)
-        return node_pb.ReadResponse(outcome=node_pb.ShardOutcome(shard=shard, results=results))
+            return self._refuse(shard, node_pb.REFUSAL_NOT_LEADER, f"read barrier: {error}")
+        results = self._replicas[shard].machine.read_many(queries)
+        return node_pb.ShardOutcome(shard=shard, results=results)
 
     # -- Status -----------------------------------------------------------------------------
 
@@ -227,6 +245,16 @@ def _digest_and_index(store: ShardStore) -> tuple[str, int]:
     return digest, applied_index
 
 
+async def _check_shard_count(count: int, context: Any) -> None:
+    """A gateway sends at most ``node_submit_batches_max`` shard batches per rpc; more is not
+    a gateway, and each batch costs a task here."""
+    if count > limits.node_submit_batches_max:
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{count} shard batches in one call; at most {limits.node_submit_batches_max}",
+        )
+
+
 def _resolve(future: asyncio.Future[tuple[Any, EntryFate]], value: tuple[Any, EntryFate]) -> None:
     if not future.done():
         future.set_result(value)
@@ -235,6 +263,7 @@ def _resolve(future: asyncio.Future[tuple[Any, EntryFate]], value: tuple[Any, En
 _METHODS: dict[str, tuple[type[Any], type[Any]]] = {
     "Submit": (node_pb.SubmitRequest, node_pb.SubmitResponse),
     "Read": (node_pb.ReadRequest, node_pb.ReadResponse),
+    "ReadMany": (node_pb.ReadManyRequest, node_pb.ReadManyResponse),
     "Status": (node_pb.StatusRequest, node_pb.StatusResponse),
 }
 

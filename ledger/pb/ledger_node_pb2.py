@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from ledger.pb import ledger_internal_pb2 as ledger_dot_pb_dot_ledger__internal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bledger/pb/ledger_node.proto\x12\x12ledger.internal.v1\x1a\x1fledger/pb/ledger_internal.proto\"\xb7\x01\n\x0cShardOutcome\x12\r\n\x05shard\x18\x01 \x01(\r\x12,\n\x07refusal\x18\x02 \x01(\x0e\x32\x1b.ledger.internal.v1.Refusal\x12\x16\n\x0eleader_address\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x14\n\x0cresult_batch\x18\x05 \x01(\x0c\x12+\n\x07results\x18\x06 \x03(\x0b\x32\x1a.ledger.internal.v1.Result\"5\n\rShardCommands\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x15\n\rcommand_batch\x18\x02 \x01(\x0c\"V\n\rSubmitRequest\x12\x31\n\x06shards\x18\x01 \x03(\x0b\x32!.ledger.internal.v1.ShardCommands\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"D\n\x0eSubmitResponse\x12\x32\n\x08outcomes\x18\x01 \x03(\x0b\x32 .ledger.internal.v1.ShardOutcome\"\\\n\x0bReadRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12*\n\x07queries\x18\x02 \x03(\x0b\x32\x19.ledger.internal.v1.Query\x12\x12\n\ntimeout_ms\x18\x03 \x01(\r\"A\n\x0cReadResponse\x12\x31\n\x07outcome\x18\x01 \x01(\x0b\x32 .ledger.internal.v1.ShardOutcome\"\'\n\rStatusRequest\x12\x16\n\x0einclude_digest\x18\x01 \x01(\x08\"\xdc\x01\n\x0bShardStatus\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x16\n\x0eleader_address\x18\x04 \x01(\t\x12\x1a\n\x12raft_applied_index\x18\x05 \x01(\x04\x12\x19\n\x11raft_commit_index\x18\x06 \x01(\x04\x12\x1b\n\x13store_applied_index\x18\x07 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x08 \x01(\t\x12\x12\n\nhas_quorum\x18\t \x01(\x08\x12\x12\n\nlog_length\x18\n \x01(\x04\"R\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12/\n\x06shards\x18\x02 \x03(\x0b\x32\x1f.ledger.internal.v1.ShardStatus*\xac\x01\n\x07Refusal\x12\x10\n\x0cREFUSAL_NONE\x10\x00\x12\x16\n\x12REFUSAL_NOT_LEADER\x10\x01\x12\x15\n\x11REFUSAL_NO_QUORUM\x10\x02\x12\x16\n\x12REFUSAL_OVERLOADED\x10\x03\x12\x1b\n\x17REFUSAL_APPLIED_UNKNOWN\x10\x04\x12\x16\n\x12REFUSAL_NOT_HOSTED\x10\x05\x12\x13\n\x0fREFUSAL_INVALID\x10\x06\x32\xf9\x01\n\nLedgerNode\x12O\n\x06Submit\x12!.ledger.internal.v1.SubmitRequest\x1a\".ledger.internal.v1.SubmitResponse\x12I\n\x04Read\x12\x1f.ledger.internal.v1.ReadRequest\x1a .ledger.internal.v1.ReadResponse\x12O\n\x06Status\x12!.ledger.internal.v1.StatusRequest\x1a\".ledger.internal.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bledger/pb/ledger_node.proto\x12\x12ledger.internal.v1\x1a\x1fledger/pb/ledger_internal.proto\"\xb7\x01\n\x0cShardOutcome\x12\r\n\x05shard\x18\x01 \x01(\r\x12,\n\x07refusal\x18\x02 \x01(\x0e\x32\x1b.ledger.internal.v1.Refusal\x12\x16\n\x0eleader_address\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x14\n\x0cresult_batch\x18\x05 \x01(\x0c\x12+\n\x07results\x18\x06 \x03(\x0b\x32\x1a.ledger.internal.v1.Result\"5\n\rShardCommands\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x15\n\rcommand_batch\x18\x02 \x01(\x0c\"V\n\rSubmitRequest\x12\x31\n\x06shards\x18\x01 \x03(\x0b\x32!.ledger.internal.v1.ShardCommands\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"D\n\x0eSubmitResponse\x12\x32\n\x08outcomes\x18\x01 \x03(\x0b\x32 .ledger.internal.v1.ShardOutcome\"\\\n\x0bReadRequest\x12\r\n\x05shard\x18\x01 \x01(\r\x12*\n\x07queries\x18\x02 \x03(\x0b\x32\x19.ledger.internal.v1.Query\x12\x12\n\ntimeout_ms\x18\x03 \x01(\r\"A\n\x0cReadResponse\x12\x31\n\x07outcome\x18\x01 \x01(\x0b\x32 .ledger.internal.v1.ShardOutcome\"U\n\x0fReadManyRequest\x12.\n\x05reads\x18\x01 \x03(\x0b\x32\x1f.ledger.internal.v1.ReadRequest\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"F\n\x10ReadManyResponse\x12\x32\n\x08outcomes\x18\x01 \x03(\x0b\x32 .ledger.internal.v1.ShardOutcome\"\'\n\rStatusRequest\x12\x16\n\x0einclude_digest\x18\x01 \x01(\x08\"\xdc\x01\n\x0bShardStatus\x12\r\n\x05shard\x18\x01 \x01(\r\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x16\n\x0eleader_address\x18\x04 \x01(\t\x12\x1a\n\x12raft_applied_index\x18\x05 \x01(\x04\x12\x19\n\x11raft_commit_index\x18\x06 \x01(\x04\x12\x1b\n\x13store_applied_index\x18\x07 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x08 \x01(\t\x12\x12\n\nhas_quorum\x18\t \x01(\x08\x12\x12\n\nlog_length\x18\n \x01(\x04\"R\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12/\n\x06shards\x18\x02 \x03(\x0b\x32\x1f.ledger.internal.v1.ShardStatus*\xac\x01\n\x07Refusal\x12\x10\n\x0cREFUSAL_NONE\x10\x00\x12\x16\n\x12REFUSAL_NOT_LEADER\x10\x01\x12\x15\n\x11REFUSAL_NO_QUORUM\x10\x02\x12\x16\n\x12REFUSAL_OVERLOADED\x10\x03\x12\x1b\n\x17REFUSAL_APPLIED_UNKNOWN\x10\x04\x12\x16\n\x12REFUSAL_NOT_HOSTED\x10\x05\x12\x13\n\x0fREFUSAL_INVALID\x10\x06\x32\xd0\x02\n\nLedgerNode\x12O\n\x06Submit\x12!.ledger.internal.v1.SubmitRequest\x1a\".ledger.internal.v1.SubmitResponse\x12I\n\x04Read\x12\x1f.ledger.internal.v1.ReadRequest\x1a .ledger.internal.v1.ReadResponse\x12U\n\x08ReadMany\x12#.ledger.internal.v1.ReadManyRequest\x1a$.ledger.internal.v1.ReadManyResponse\x12O\n\x06Status\x12!.ledger.internal.v1.StatusRequest\x1a\".ledger.internal.v1.StatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.pb.ledger_node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REFUSAL']._serialized_start=993
-  _globals['_REFUSAL']._serialized_end=1165
+  _globals['_REFUSAL']._serialized_start=1152
+  _globals['_REFUSAL']._serialized_end=1324
   _globals['_SHARDOUTCOME']._serialized_start=85
   _globals['_SHARDOUTCOME']._serialized_end=268
   _globals['_SHARDCOMMANDS']._serialized_start=270
@@ -46,12 +46,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_READREQUEST']._serialized_end=575
   _globals['_READRESPONSE']._serialized_start=577
   _globals['_READRESPONSE']._serialized_end=642
-  _globals['_STATUSREQUEST']._serialized_start=644
-  _globals['_STATUSREQUEST']._serialized_end=683
-  _globals['_SHARDSTATUS']._serialized_start=686
-  _globals['_SHARDSTATUS']._serialized_end=906
-  _globals['_STATUSRESPONSE']._serialized_start=908
-  _globals['_STATUSRESPONSE']._serialized_end=990
-  _globals['_LEDGERNODE']._serialized_start=1168
-  _globals['_LEDGERNODE']._serialized_end=1417
+  _globals['_READMANYREQUEST']._serialized_start=644
+  _globals['_READMANYREQUEST']._serialized_end=729
+  _globals['_READMANYRESPONSE']._serialized_start=731
+  _globals['_READMANYRESPONSE']._serialized_end=801
+  _globals['_STATUSREQUEST']._serialized_start=803
+  _globals['_STATUSREQUEST']._serialized_end=842
+  _globals['_SHARDSTATUS']._serialized_start=845
+  _globals['_SHARDSTATUS']._serialized_end=1065
+  _globals['_STATUSRESPONSE']._serialized_start=1067
+  _globals['_STATUSRESPONSE']._serialized_end=1149
+  _globals['_LEDGERNODE']._serialized_start=1327
+  _globals['_LEDGERNODE']._serialized_end=1663
 # @@protoc_insertion_point(module_scope)

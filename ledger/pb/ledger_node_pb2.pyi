@@ -79,6 +79,20 @@ class ReadResponse(_message.Message):
     outcome: ShardOutcome
     def __init__(self, outcome: _Optional[_Union[ShardOutcome, _Mapping]] = ...) -> None: ...
 
+class ReadManyRequest(_message.Message):
+    __slots__ = ("reads", "timeout_ms")
+    READS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    reads: _containers.RepeatedCompositeFieldContainer[ReadRequest]
+    timeout_ms: int
+    def __init__(self, reads: _Optional[_Iterable[_Union[ReadRequest, _Mapping]]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class ReadManyResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[ShardOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[ShardOutcome, _Mapping]]] = ...) -> None: ...
+
 class StatusRequest(_message.Message):
     __slots__ = ("include_digest",)
     INCLUDE_DIGEST_FIELD_NUMBER: _ClassVar[int]

@@ -44,6 +44,11 @@ class LedgerNodeStub:
                 request_serializer=ledger_dot_pb_dot_ledger__node__pb2.ReadRequest.SerializeToString,
                 response_deserializer=ledger_dot_pb_dot_ledger__node__pb2.ReadResponse.FromString,
                 _registered_method=True)
+        self.ReadMany = channel.unary_unary(
+                '/ledger.internal.v1.LedgerNode/ReadMany',
+                request_serializer=ledger_dot_pb_dot_ledger__node__pb2.ReadManyRequest.SerializeToString,
+                response_deserializer=ledger_dot_pb_dot_ledger__node__pb2.ReadManyResponse.FromString,
+                _registered_method=True)
         self.Status = channel.unary_unary(
                 '/ledger.internal.v1.LedgerNode/Status',
                 request_serializer=ledger_dot_pb_dot_ledger__node__pb2.StatusRequest.SerializeToString,
@@ -66,6 +71,13 @@ class LedgerNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadMany(self, request, context):
+        """The reads of several shards in one call (a gateway coalesces them per node, as Submit).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Status(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -84,6 +96,11 @@ def add_LedgerNodeServicer_to_server(servicer, server):
                     servicer.Read,
                     request_deserializer=ledger_dot_pb_dot_ledger__node__pb2.ReadRequest.FromString,
                     response_serializer=ledger_dot_pb_dot_ledger__node__pb2.ReadResponse.SerializeToString,
+            ),
+            'ReadMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadMany,
+                    request_deserializer=ledger_dot_pb_dot_ledger__node__pb2.ReadManyRequest.FromString,
+                    response_serializer=ledger_dot_pb_dot_ledger__node__pb2.ReadManyResponse.SerializeToString,
             ),
             'Status': grpc.unary_unary_rpc_method_handler(
                     servicer.Status,
@@ -145,6 +162,33 @@ class LedgerNode:
             '/ledger.internal.v1.LedgerNode/Read',
             ledger_dot_pb_dot_ledger__node__pb2.ReadRequest.SerializeToString,
             ledger_dot_pb_dot_ledger__node__pb2.ReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.internal.v1.LedgerNode/ReadMany',
+            ledger_dot_pb_dot_ledger__node__pb2.ReadManyRequest.SerializeToString,
+            ledger_dot_pb_dot_ledger__node__pb2.ReadManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

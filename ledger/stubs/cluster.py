@@ -65,6 +65,7 @@ class _Leaders:
         self._leader = {s.index: config.node(s.preferred_leader).address for s in config.shards}
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._links: dict[str, NodeLink] = {}
+        self._read_links: dict[str, NodeLink] = {}
         # Sent with every call: TLS-only channels, no per-call credential plugin (see
         # ``ledger.node.credentials.node_call_metadata``).
         self.call_metadata = config.node_call_metadata()
@@ -84,6 +85,13 @@ class _Leaders:
         if link is None:
             link = NodeLink(self.stub(address), self.call_metadata)
             self._links[address] = link
+        return link
+
+    def read_link(self, address: str) -> NodeLink:
+        link = self._read_links.get(address)
+        if link is None:
+            link = NodeLink(self.stub(address), self.call_metadata, reads=True)
+            self._read_links[address] = link
         return link
 
     def follow(self, shard: int, failed_address: str, hint: str) -> None:
@@ -273,20 +281,13 @@ class ClusterStub:
 
     def _read_attempt(self, shard: int) -> Attempt:
         async def attempt(address: str, queries: list[pb.Query], remaining_s: float) -> list[Any]:
-            attempt_s = _attempt_timeout_s(remaining_s)
-            request = node_pb.ReadRequest(
-                shard=shard, queries=queries, timeout_ms=max(1, int(attempt_s * 1000))
+            link = self._leaders.read_link(address)
+            outcome = await _rpc(
+                link.read, shard, queries, _attempt_timeout_s(remaining_s), outcome_unknown=False
             )
-            response = await _rpc(
-                self._leaders.stub(address).Read,
-                request,
-                timeout=attempt_s,
-                metadata=self._leaders.call_metadata,
-                outcome_unknown=False,
-            )
-            if response.outcome.refusal != node_pb.REFUSAL_NONE:
-                raise _Refused(response.outcome)
-            return list(response.outcome.results)
+            if outcome.refusal != node_pb.REFUSAL_NONE:
+                raise _Refused(outcome)
+            return list(outcome.results)
 
         return attempt
 

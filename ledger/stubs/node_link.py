@@ -1,5 +1,9 @@
 """NodeLink: coalesces the shard batches a gateway sends to one node into one Submit rpc.
 
+A link carries one kind of call: ``NodeLink(stub)`` the Submits, ``NodeLink(stub, reads=True)``
+the reads, whose shard batches travel together in one ReadMany rpc the same way (so reads never
+wait behind a Submit, and a node answers many shards' reads for the cost of one rpc).
+
 Each Submit costs a fixed amount of CPU on both ends whatever it carries, and each Raft entry
 costs a fixed amount on all three replicas, so the link holds at most one Submit in flight per
 node and, when the last Submit showed concurrency (several shard batches), lingers before
@@ -16,6 +20,7 @@ import time
 import grpc
 
 from ledger import limits
+from ledger.pb import ledger_internal_pb2 as pb
 from ledger.pb import ledger_node_pb2 as node_pb
 from ledger.pb import ledger_node_pb2_grpc
 
@@ -29,7 +34,7 @@ class _Pending:
 
     def __init__(
         self,
-        commands: node_pb.ShardCommands,
+        commands: node_pb.ShardCommands | node_pb.ReadRequest,
         deadline_s: float,
         future: asyncio.Future[node_pb.ShardOutcome],
     ) -> None:
@@ -43,9 +48,12 @@ class NodeLink:
         self,
         stub: ledger_node_pb2_grpc.LedgerNodeStub,
         call_metadata: tuple[tuple[str, str], ...] = (),
+        *,
+        reads: bool = False,
     ) -> None:
         self._stub = stub
         self._call_metadata = call_metadata  # the node credential, when the channel has none
+        self._reads = reads
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._last_send_s = 0.0
@@ -56,9 +64,22 @@ class NodeLink:
         self, shard: int, command_batch: bytes, timeout_s: float
     ) -> node_pb.ShardOutcome:
         """The node's outcome for this batch; raises ``grpc.aio.AioRpcError`` if the rpc fails."""
-        future: asyncio.Future[node_pb.ShardOutcome] = asyncio.get_running_loop().create_future()
+        assert not self._reads, "a read link carries reads only"
         commands = node_pb.ShardCommands(shard=shard, command_batch=command_batch)
-        self._pending.append(_Pending(commands, time.monotonic() + timeout_s, future))
+        return await self._enqueue(commands, timeout_s)
+
+    async def read(
+        self, shard: int, queries: list[pb.Query], timeout_s: float
+    ) -> node_pb.ShardOutcome:
+        """The node's outcome for these reads; raises ``grpc.aio.AioRpcError`` if the rpc fails."""
+        assert self._reads, "a submit link carries submits only"
+        return await self._enqueue(node_pb.ReadRequest(shard=shard, queries=queries), timeout_s)
+
+    async def _enqueue(
+        self, item: node_pb.ShardCommands | node_pb.ReadRequest, timeout_s: float
+    ) -> node_pb.ShardOutcome:
+        future: asyncio.Future[node_pb.ShardOutcome] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(item, time.monotonic() + timeout_s, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_until_empty())
         return await future
@@ -100,13 +121,24 @@ class NodeLink:
 
     async def _send(self, batch: list[_Pending]) -> None:
         timeout_s = max(item.deadline_s for item in batch) - time.monotonic()
-        request = node_pb.SubmitRequest(
-            shards=[item.commands for item in batch], timeout_ms=max(1, int(timeout_s * 1000))
-        )
+        timeout_ms = max(1, int(timeout_s * 1000))
+        reads = [p.commands for p in batch if isinstance(p.commands, node_pb.ReadRequest)]
+        shards = [p.commands for p in batch if isinstance(p.commands, node_pb.ShardCommands)]
+        assert len(reads if self._reads else shards) == len(batch), "one kind of call per link"
         try:
-            response = await self._stub.Submit(
-                request, timeout=max(timeout_s, 0.001), metadata=self._call_metadata
-            )
+            response: node_pb.SubmitResponse | node_pb.ReadManyResponse
+            if self._reads:
+                response = await self._stub.ReadMany(
+                    node_pb.ReadManyRequest(reads=reads, timeout_ms=timeout_ms),
+                    timeout=max(timeout_s, 0.001),
+                    metadata=self._call_metadata,
+                )
+            else:
+                response = await self._stub.Submit(
+                    node_pb.SubmitRequest(shards=shards, timeout_ms=timeout_ms),
+                    timeout=max(timeout_s, 0.001),
+                    metadata=self._call_metadata,
+                )
         except grpc.aio.AioRpcError as error:
             for item in batch:
                 if not item.future.done():

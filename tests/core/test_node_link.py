@@ -21,6 +21,7 @@ import grpc
 import pytest
 
 from ledger import limits
+from ledger.pb import ledger_internal_pb2 as pb
 from ledger.pb import ledger_node_pb2 as node_pb
 from ledger.stubs import node_link
 from ledger.stubs.node_link import NodeLink
@@ -90,6 +91,28 @@ class FakeNode:
             outcomes=[
                 node_pb.ShardOutcome(shard=item.shard, result_batch=item.command_batch)
                 for item in request.shards
+            ]
+        )
+
+    async def ReadMany(
+        self, request: node_pb.ReadManyRequest, timeout: float, metadata: Any = ()
+    ) -> Any:
+        """Answers each shard's queries with one result per query (naming its account)."""
+        self.requests.append(request)
+        await _real_sleep(0)
+        self.clock.now_s += self.rtt_s
+        if self.failures:
+            raise self.failures.pop(0)
+        return node_pb.ReadManyResponse(
+            outcomes=[
+                node_pb.ShardOutcome(
+                    shard=read.shard,
+                    results=[
+                        pb.Result(account=pb.AccountRecord(account_id=query.get_account.account_id))
+                        for query in read.queries
+                    ],
+                )
+                for read in request.reads
             ]
         )
 
@@ -220,3 +243,39 @@ def test_a_transport_error_fails_every_batch_of_that_submit_and_no_other(
     assert all(isinstance(error, grpc.aio.AioRpcError) for error in failed)
     assert {error.code() for error in failed} == {grpc.StatusCode.UNAVAILABLE}
     assert [outcome.shard for outcome in sent] == [4, 5]
+
+
+# -- the read link: the same coalescing, through ReadMany ---------------------------------------
+
+
+def query(account_id: int) -> pb.Query:
+    return pb.Query(get_account=pb.GetAccount(account_id=account_id))
+
+
+def test_reads_of_several_shards_share_one_read_many(clock: Clock, lingers: list[float]) -> None:
+    node = FakeNode(clock, rtt_s=0.004)
+    link = NodeLink(node, reads=True)  # type: ignore[arg-type]
+
+    async def scenario() -> list[Any]:
+        first = await link.read(0, [query(1)], 5.0)  # alone: sent at once
+        together = await asyncio.gather(
+            *(link.read(shard, [query(shard), query(100 + shard)], 5.0) for shard in range(4))
+        )
+        return [first, *together]
+
+    outcomes = asyncio.run(scenario())
+    assert [len(request.reads) for request in node.requests] == [1, 4]  # one rpc for four
+    assert all(isinstance(request, node_pb.ReadManyRequest) for request in node.requests)
+    for shard, outcome in enumerate(outcomes[1:]):
+        assert outcome.shard == shard
+        assert [r.account.account_id for r in outcome.results] == [shard, 100 + shard]
+
+
+def test_a_link_carries_one_kind_of_call() -> None:
+    async def scenario() -> None:
+        with pytest.raises(AssertionError):
+            await NodeLink(None, reads=True).submit(0, b"x", 1.0)  # type: ignore[arg-type]
+        with pytest.raises(AssertionError):
+            await NodeLink(None).read(0, [query(1)], 1.0)  # type: ignore[arg-type]
+
+    asyncio.run(scenario())

@@ -25,7 +25,7 @@ from harness import ClusterService
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import ids
+from ledger import ids, limits
 from ledger.config import load_config
 from ledger.node.credentials import node_api_token
 from ledger.pb import ledger_api_pb2 as api
@@ -129,6 +129,10 @@ def test_a_caller_without_the_cluster_credential_is_refused_and_changes_nothing(
             lambda: stub.Submit(top_up(account, 1_000_000), timeout=call_timeout_s),
             lambda: stub.Status(node_pb.StatusRequest(), timeout=call_timeout_s),
             lambda: stub.Read(node_pb.ReadRequest(shard=shard), timeout=call_timeout_s),
+            lambda: stub.ReadMany(
+                node_pb.ReadManyRequest(reads=[node_pb.ReadRequest(shard=shard)]),
+                timeout=call_timeout_s,
+            ),
         ):
             with pytest.raises(grpc.RpcError) as refused:
                 call()
@@ -138,6 +142,25 @@ def test_a_caller_without_the_cluster_credential_is_refused_and_changes_nothing(
         )
         assert health.status == health_pb2.HealthCheckResponse.SERVING  # health stays open
     assert balance(cluster, account) == before
+
+
+def test_more_shard_batches_than_a_gateway_sends_are_refused(cluster: ClusterService) -> None:
+    too_many = limits.node_submit_batches_max + 1
+    with cluster.config.node_channel(cluster.config.nodes[0].address) as channel:
+        stub = ledger_node_pb2_grpc.LedgerNodeStub(channel)
+        for call in (
+            lambda: stub.Submit(
+                node_pb.SubmitRequest(shards=[node_pb.ShardCommands()] * too_many),
+                timeout=call_timeout_s,
+            ),
+            lambda: stub.ReadMany(
+                node_pb.ReadManyRequest(reads=[node_pb.ReadRequest()] * too_many),
+                timeout=call_timeout_s,
+            ),
+        ):
+            with pytest.raises(grpc.RpcError) as refused:
+                call()
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_the_cluster_credential_is_accepted(cluster: ClusterService) -> None:
@@ -172,6 +195,13 @@ frames = st.one_of(
         st.integers(0, 2**32 - 1),
         st.integers(0, 2**32 - 1),
     ),
+    st.builds(
+        lambda shards, timeout: node_pb.ReadManyRequest(
+            reads=[node_pb.ReadRequest(shard=shard) for shard in shards], timeout_ms=timeout
+        ).SerializeToString(),
+        st.lists(st.integers(0, 2**32 - 1), max_size=40),
+        st.integers(0, 2**32 - 1),
+    ),
 )
 
 
@@ -181,7 +211,7 @@ frames = st.one_of(
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(method=st.sampled_from(["Submit", "Read", "Status"]), frame=frames)
+@given(method=st.sampled_from(["Submit", "Read", "ReadMany", "Status"]), frame=frames)
 def test_authenticated_but_malformed_frames_change_nothing(
     cluster: ClusterService, account: str, method: str, frame: bytes
 ) -> None:
