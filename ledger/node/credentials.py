@@ -138,7 +138,7 @@ class NodeAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Refuses every node-API call without the cluster's bearer token: ``UNAUTHENTICATED``."""
 
     def __init__(self, secret: str) -> None:
-        self._expected = f"Bearer {node_api_token(secret)}".encode()
+        self._expected = _bearer(secret).encode()
 
     async def intercept_service(
         self,
@@ -187,7 +187,12 @@ def node_call_metadata(secret: str) -> tuple[tuple[str, str], ...]:
     channel, which cost the gateway about a tenth of its CPU. On a TLS channel the metadata is
     as protected as the plugin's.
     """
-    return (("authorization", f"Bearer {node_api_token(secret)}"),)
+    return (("authorization", _bearer(secret)),)
+
+
+def _bearer(secret: str) -> str:
+    """The ``authorization`` value every node-API call carries, and the only one accepted."""
+    return f"Bearer {node_api_token(secret)}"
 
 
 def node_channel(

@@ -389,12 +389,9 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
             notifier.notify()  # wake the tick thread from its poll
 
     def _read_tick(self) -> None:
-        """Tick thread: answer what is proven and applied, then probe for the reads waiting."""
+        """Tick thread: probe for the reads waiting, then answer what is proven and applied."""
         is_leader = bool(self._isLeader())
         term = int(self._SyncObj__raftCurrentTerm)
-        self._read_index.release(
-            applied_index=int(self._SyncObj__raftLastApplied), is_leader=is_leader, term=term
-        )
         commit_index = int(self._SyncObj__raftCommitIndex)
         # The no-op PySyncObj appends when a leader is elected: committed, this leader's commit
         # index covers every entry any earlier leader committed.
@@ -405,11 +402,10 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
             commit_index=commit_index,
             term_committed=term_start is not None and commit_index >= term_start,
         )
-        if probe is None:
-            return
-        message = {"type": _READ_PROBE, "term": probe.term, "probe": probe.probe_id}
-        for node in self._SyncObj__otherNodes:
-            self._SyncObj__transport.send(node, message)
+        if probe is not None:
+            message = {"type": _READ_PROBE, "term": probe.term, "probe": probe.probe_id}
+            for node in self._SyncObj__otherNodes:
+                self._SyncObj__transport.send(node, message)
         self._read_index.release(
             applied_index=int(self._SyncObj__raftLastApplied), is_leader=is_leader, term=term
         )

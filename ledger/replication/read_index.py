@@ -108,7 +108,8 @@ class ReadIndex:
 
     def release(self, *, applied_index: int, is_leader: bool, term: int) -> None:
         """Run the callbacks whose proof is complete and whose state is applied; fail probes
-        that can no longer succeed (leadership lost, a new term) or took too long."""
+        that can no longer succeed (leadership lost, a new term) or took too long. (Reads not
+        yet probed are failed by ``start_probe`` when this replica is not the leader.)"""
         ready = [probe for probe in self._confirmed if probe.commit_index <= applied_index]
         if ready:
             self._confirmed = [p for p in self._confirmed if p.commit_index > applied_index]
@@ -122,8 +123,6 @@ class ReadIndex:
             elif probe.sent_s < deadline_s:
                 del self._probes[probe_id]
                 self._fail(probe.callbacks, EntryFate.UNKNOWN)
-        if not is_leader:
-            self._fail(self._take_requested(), EntryFate.NOT_LEADER)
 
     @property
     def probes_out(self) -> int:

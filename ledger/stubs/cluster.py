@@ -64,8 +64,7 @@ class _Leaders:
         self._config = config
         self._leader = {s.index: config.node(s.preferred_leader).address for s in config.shards}
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._links: dict[str, NodeLink] = {}
-        self._read_links: dict[str, NodeLink] = {}
+        self._links: dict[tuple[str, bool], NodeLink] = {}  # (address, reads) -> link
         # Sent with every call: TLS-only channels, no per-call credential plugin (see
         # ``ledger.node.credentials.node_call_metadata``).
         self.call_metadata = config.node_call_metadata()
@@ -80,18 +79,12 @@ class _Leaders:
             self._channels[address] = channel
         return ledger_node_pb2_grpc.LedgerNodeStub(channel)
 
-    def link(self, address: str) -> NodeLink:
-        link = self._links.get(address)
+    def link(self, address: str, *, reads: bool = False) -> NodeLink:
+        """The node's Submit link, or its read link (``reads``): one of each per node."""
+        link = self._links.get((address, reads))
         if link is None:
-            link = NodeLink(self.stub(address), self.call_metadata)
-            self._links[address] = link
-        return link
-
-    def read_link(self, address: str) -> NodeLink:
-        link = self._read_links.get(address)
-        if link is None:
-            link = NodeLink(self.stub(address), self.call_metadata, reads=True)
-            self._read_links[address] = link
+            link = NodeLink(self.stub(address), self.call_metadata, reads=reads)
+            self._links[address, reads] = link
         return link
 
     def follow(self, shard: int, failed_address: str, hint: str) -> None:
@@ -281,7 +274,7 @@ class ClusterStub:
 
     def _read_attempt(self, shard: int) -> Attempt:
         async def attempt(address: str, queries: list[pb.Query], remaining_s: float) -> list[Any]:
-            link = self._leaders.read_link(address)
+            link = self._leaders.link(address, reads=True)
             outcome = await _rpc(
                 link.read, shard, queries, _attempt_timeout_s(remaining_s), outcome_unknown=False
             )

@@ -152,7 +152,7 @@ def stub_with(script: list[node_pb.ShardOutcome]) -> tuple[ClusterStub, list[str
     stub = ClusterStub(CONFIG)
     tried: list[str] = []
     for node in CONFIG.nodes:  # cached links: no channel is ever opened
-        stub._leaders._links[node.address] = FakeLink(node.address, script, tried)  # type: ignore[assignment]
+        stub._leaders._links[node.address, False] = FakeLink(node.address, script, tried)  # type: ignore[assignment]
     return stub, tried
 
 

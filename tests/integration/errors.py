@@ -10,7 +10,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-__all__ = ["error_info", "expect_error"]
+__all__ = ["error_info", "error_infos", "expect_error"]
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
@@ -18,14 +18,20 @@ def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None, f"no rich status on {error.code()} {error.details()!r}"
     assert status.message == error.details()
+    infos = error_infos(status)
+    assert len(infos) == 1, f"expected one ErrorInfo, got {status.details}"
+    return infos[0]
+
+
+def error_infos(status: Any) -> list[error_details_pb2.ErrorInfo]:
+    """Every ErrorInfo among a rich status's details (a ``google.rpc.Status``)."""
     infos = []
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
             infos.append(info)
-    assert len(infos) == 1, f"expected one ErrorInfo, got {status.details}"
-    return infos[0]
+    return infos
 
 
 def expect_error(

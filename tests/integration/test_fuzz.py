@@ -45,12 +45,12 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from integration import fuzz_wire as wire
+from integration.errors import error_infos
 from integration.load import expected_balances
 from ledger import limits
 from ledger.gateway.errors import ERROR_DOMAIN
@@ -462,12 +462,7 @@ def error_reason(error: grpc.RpcError) -> str | None:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     if status is None:
         return None
-    infos = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            infos.append(info)
+    infos = error_infos(status)
     assert len(infos) == 1, f"expected one ErrorInfo, got {list(status.details)}"
     assert infos[0].domain == ERROR_DOMAIN
     return infos[0].reason
