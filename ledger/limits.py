@@ -95,10 +95,11 @@ deadline_margin_s = 0.05  # answer UNAVAILABLE this long before the client gives
 assert 0 < leader_backoff_ms_min <= leader_backoff_ms_max < deadline_ms_default
 assert node_attempt_timeout_s * 1000 < deadline_ms_default
 assert shard_batches_in_flight_max > 0 and submit_queue_depth_max > 0
-group_commit_linger_max_ms = 10  # a busy gateway->node link waits at most this to fill a Submit
-group_commit_linger_rtt_fraction = 0.5  # ... and at most this share of the recent round trip
+group_commit_linger_max_ms = 20  # a busy gateway->node link waits at most this to fill a Submit
+group_commit_linger_rtt_fraction = 0.5  # ... and at most this share of its last round trip
 node_submit_batches_max = 64  # shard batches per Submit rpc
 
 assert 0 <= group_commit_linger_max_ms < leader_backoff_ms_max
 assert 0 <= group_commit_linger_rtt_fraction <= 1
+
 assert node_submit_batches_max >= shard_count

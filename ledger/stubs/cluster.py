@@ -1,10 +1,11 @@
 """ClusterStub: the gateway's route to shard leaders, with group commit and bounded retries.
 
 Per shard, calls queue up (at most ``submit_queue_depth_max``; beyond that they are refused at
-once with RESOURCE_EXHAUSTED) and travel to the leader in batches: whatever queued while the
-previous batch was on the wire leaves together as one batch, one Raft entry, one WriteBatch.
-The batches of all shards led by one node share one Submit rpc (``NodeLink``). Reads batch the
-same way into one Read, answered after one read barrier.
+once with RESOURCE_EXHAUSTED) and travel to the leader in batches: whatever queued until the
+leader's link is ready to send leaves together as one batch, one Raft entry, one WriteBatch.
+The batches of all shards led by one node share one Submit rpc (``NodeLink``, which also
+decides when the next one leaves). Reads batch the same way into one ReadMany, each shard's
+answered after one leadership check.
 
 Leaders are cached per shard, starting at the config's preferred leader; NOT_LEADER answers
 carry a hint that is followed, an unreachable node moves the guess to the next replica. A batch
@@ -107,9 +108,12 @@ Attempt = Callable[[str, Any, float], Awaitable[list[Any]]]
 class _ShardQueue:
     """Group commit for one shard and one kind of call (submit or read)."""
 
-    def __init__(self, shard: int, leaders: _Leaders, encode: Encode, attempt: Attempt) -> None:
+    def __init__(
+        self, shard: int, leaders: _Leaders, encode: Encode, attempt: Attempt, *, reads: bool
+    ) -> None:
         self._shard = shard
         self._leaders = leaders
+        self._reads = reads  # which of the leader's links carries this queue's batches
         self._encode = encode
         self._attempt = attempt
         self._queue: deque[_Call] = deque()
@@ -132,6 +136,7 @@ class _ShardQueue:
     async def _send_until_empty(self) -> None:
         try:
             while self._queue:
+                await self._wait_for_the_link()
                 batch = self._next_batch()
                 if not batch:
                     continue
@@ -146,6 +151,15 @@ class _ShardQueue:
             # Leave the sender set in the same step that found the queue empty: a done callback
             # runs a loop iteration later, and a call queued meanwhile would find no sender.
             self._senders.discard(asyncio.current_task())
+
+    async def _wait_for_the_link(self) -> None:
+        """Take the calls as late as possible: whatever queues until the leader's link forms
+        its next rpc joins this batch (see ``NodeLink.wait_turn``)."""
+        try:
+            link = self._leaders.link(self._leaders.leader(self._shard), reads=self._reads)
+            await link.wait_turn()
+        except Exception:  # only batching is lost: never strand the queued calls
+            log.exception("shard %d: waiting for the node link failed", self._shard)
 
     def _next_batch(self) -> list[_Call]:
         """Queued calls for one entry; a call whose deadline passed while it waited is answered
@@ -231,12 +245,18 @@ class ClusterStub:
         self._leaders = _Leaders(config)
         self._submits = {
             s.index: _ShardQueue(
-                s.index, self._leaders, _encode_commands, self._submit_attempt(s.index)
+                s.index,
+                self._leaders,
+                _encode_commands,
+                self._submit_attempt(s.index),
+                reads=False,
             )
             for s in config.shards
         }
         self._reads = {
-            s.index: _ShardQueue(s.index, self._leaders, list, self._read_attempt(s.index))
+            s.index: _ShardQueue(
+                s.index, self._leaders, list, self._read_attempt(s.index), reads=True
+            )
             for s in config.shards
         }
 

@@ -71,7 +71,7 @@ def queue_with(outcomes: list[bool]) -> tuple[_ShardQueue, list[str]]:
             "timed out" if unknown else "REFUSAL_NOT_LEADER", outcome_unknown=unknown
         )
 
-    return _ShardQueue(0, _Leaders(config), lambda payloads: payloads, attempt), tried
+    return _ShardQueue(0, _Leaders(config), lambda payloads: payloads, attempt, reads=False), tried
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_a_call_whose_deadline_passed_in_the_queue_is_not_sent() -> None:
         return list(prepared)
 
     async def scenario() -> None:
-        queue = _ShardQueue(3, _Leaders(config), list, attempt)
+        queue = _ShardQueue(3, _Leaders(config), list, attempt, reads=False)
         slow = asyncio.ensure_future(queue.call(["slow"], timeout_s=5.0))
         await asyncio.sleep(0.05)  # "slow" is on the wire; the next two wait behind it
         late = asyncio.ensure_future(queue.call(["late"], timeout_s=0.1))
@@ -135,6 +135,9 @@ class FakeLink:
         self.address = address
         self.script = script
         self.tried = tried
+
+    async def wait_turn(self) -> None:
+        """Never busy: every batch leaves at once."""
 
     async def submit(self, shard: int, batch: bytes, timeout_s: float) -> node_pb.ShardOutcome:
         self.tried.append(self.address)
@@ -212,7 +215,7 @@ def test_unavailable_is_retried_with_doubling_pauses_until_the_deadline(clock: C
         clock.now_s += ATTEMPT_S
         raise _AttemptFailed("node call failed: UNAVAILABLE", outcome_unknown=False)
 
-    queue = _ShardQueue(SHARD, _Leaders(CONFIG), list, attempt)
+    queue = _ShardQueue(SHARD, _Leaders(CONFIG), list, attempt, reads=False)
     timeout_s = 1.0
     started_s = clock.now_s
     with pytest.raises(ShardUnavailable):
