@@ -86,9 +86,13 @@ class NodeLink:
     ) -> node_pb.ShardOutcome:
         future: asyncio.Future[node_pb.ShardOutcome] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(item, time.monotonic() + timeout_s, future))
-        if self._flusher is None or self._flusher.done():
+        if self._idle():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_until_empty())
         return await future
+
+    def _idle(self) -> bool:
+        """No flush loop runs: nothing is on the wire, the next call is sent at once."""
+        return self._flusher is None or self._flusher.done()
 
     async def wait_turn(self) -> None:
         """Return when the link is about to form its next rpc, at once if it is idle.
@@ -97,7 +101,7 @@ class NodeLink:
         is in flight, more calls join the queue, and the batch (one Raft entry) carries them
         all. Each waiter has its own future, so a cancelled waiter cancels nobody else's.
         """
-        if self._flusher is None or self._flusher.done():
+        if self._idle():
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._turn_waiters.append(turn)
