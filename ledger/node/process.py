@@ -19,9 +19,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ledger.config import ClusterConfig
 from ledger.node.credentials import NodeAuthInterceptor
 from ledger.node.service import NodeService, add_to_server
-from ledger.replication.raft_group import ShardReplica, raft_settings
+from ledger.replication.raft_group import ShardReplica, raft_settings, tick_period_s
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import ShardStateMachine
+from ledger.replication.tick_loop import TickLoop
 from ledger.serving import bind_port, wait_for_stop_signal
 from ledger.storage import LevelDBShardStore
 
@@ -38,6 +39,7 @@ def open_replicas(
     node_id: str,
     data_dir: pathlib.Path,
     compaction_entries: int,
+    ticks: TickLoop,
     fsync: bool = True,
 ) -> dict[int, ShardReplica]:
     node = config.node(node_id)
@@ -65,6 +67,7 @@ def open_replicas(
                 position=position,
                 fsync=fsync,
             ),
+            ticks,
         )
     return replicas
 
@@ -90,7 +93,8 @@ async def run_node(
     compaction_entries: int,
     fsync: bool = True,
 ) -> None:
-    replicas = open_replicas(config, node_id, data_dir, compaction_entries, fsync)
+    ticks = TickLoop(tick_period_s)
+    replicas = open_replicas(config, node_id, data_dir, compaction_entries, ticks, fsync)
     # TLS with this node's certificate; every call but health needs the cluster credential.
     server = grpc.aio.server(interceptors=[NodeAuthInterceptor(config.raft_secret)])
     add_to_server(NodeService(config, node_id, replicas), server)
@@ -108,6 +112,7 @@ async def run_node(
     await server.stop(2.0)
     for replica in replicas.values():
         replica.stop()
+    ticks.stop()
     for replica in replicas.values():
         replica.machine.store.close()
     print(f"ledger-node {node_id} stopped", flush=True)

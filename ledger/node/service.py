@@ -1,11 +1,11 @@
 """The internal node API (``LedgerNode``): submit command batches, linearizable reads, status.
 
-Runs on the node's asyncio loop; PySyncObj runs each shard on its own tick thread and reports
-back through callbacks, which are handed to the loop with ``call_soon_threadsafe``. Only the
-leader of a shard accepts work: anything else gets NOT_LEADER with the leader's gRPC address,
-so the gateway goes there directly instead of paying PySyncObj's forwarding (and its unknown
-outcomes). In-flight entries per shard are bounded: beyond ``inflight_entries_max`` a submit is
-refused at once with OVERLOADED, never queued without bound.
+Runs on the node's asyncio loop; PySyncObj runs every shard on the node's one Raft thread (the
+``TickLoop``) and reports back through callbacks, which are handed to the loop with
+``call_soon_threadsafe``. Only the leader of a shard accepts work: anything else gets NOT_LEADER
+with the leader's gRPC address, so the gateway goes there directly instead of paying PySyncObj's
+forwarding (and its unknown outcomes). In-flight entries per shard are bounded: beyond
+``inflight_entries_max`` a submit is refused at once with OVERLOADED, never queued without bound.
 """
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ record_bytes_max = 1 << 24
 # --- In-RAM Raft log bounds (bytes of entries applied since the last compaction).
 log_bytes_max = 4 << 20  # compaction is forced beyond this, whatever the entry count
 log_bytes_streaming_max = 32 << 20  # while a stream is out, compaction waits up to this
+restore_pause_records = 4096  # a restore lets the node's other groups tick this often
 stream_idle_s = 30.0  # a stream nobody asked a chunk of for this long is dropped
 
 assert 0 < log_bytes_max < log_bytes_streaming_max
@@ -155,6 +156,9 @@ class ShardSnapshots:
         self.log_bytes = 0  # bytes of entries applied since the last compaction
         # Called after a restore that replaced the shard's data (long: the tick thread was busy).
         self.after_restore: Callable[[], None] | None = None
+        # Called every ``restore_pause_records`` records of a restore: the node's other groups
+        # share the tick thread and must keep their heartbeats going meanwhile.
+        self.during_restore: Callable[[], None] | None = None
 
     # -- compaction -------------------------------------------------------------------------
 
@@ -224,7 +228,7 @@ class ShardSnapshots:
                 applied_index,
             )
         else:
-            self.machine.restore(self._records(path), applied_index)
+            self.machine.restore(self._pausing(self._records(path)), applied_index)
             log.info("shard %d: restored snapshot at applied index %d", self.shard, applied_index)
             if self.after_restore is not None:
                 self.after_restore()
@@ -263,6 +267,12 @@ class ShardSnapshots:
             if handle.read(1):
                 raise SnapshotError("trailing bytes after the snapshot checksum")
         return magic, header, int(applied_index)
+
+    def _pausing(self, records: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+        for count, record in enumerate(records, start=1):
+            if count % restore_pause_records == 0 and self.during_restore is not None:
+                self.during_restore()
+            yield record
 
     def _records(self, path: str) -> Iterator[tuple[bytes, bytes]]:
         with open(path, "rb", buffering=_READ_CHUNK_BYTES) as handle:

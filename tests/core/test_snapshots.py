@@ -185,6 +185,23 @@ def test_restore_postpones_the_followers_election(pair: tuple[Replica, Replica])
     assert calls == ["restored"]
 
 
+def test_a_long_restore_pauses_for_the_other_groups_every_so_many_records(
+    pair: tuple[Replica, Replica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node's groups share one tick thread: a restore lets the others tick meanwhile."""
+    monkeypatch.setattr(snapshot, "restore_pause_records", 1_000)
+    leader, follower = pair
+    leader.apply_accounts(1, 5_000, index=10)
+    leader.compact(10)
+    records = sum(1 for _ in leader.store.items())
+    pauses: list[int] = []
+    follower.snapshots.during_restore = lambda: pauses.append(len(pauses))
+    transmit(leader, follower)
+    follower.serializer.deserialize()
+    assert len(pauses) == records // 1_000 >= 5
+    assert follower.digest() == leader.digest()
+
+
 def test_a_corrupt_stream_changes_nothing(pair: tuple[Replica, Replica]) -> None:
     leader, follower = pair
     leader.apply_accounts(1, 3_000, index=4)

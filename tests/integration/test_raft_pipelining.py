@@ -19,9 +19,10 @@ import threading
 import time
 
 from ledger.pb import ledger_internal_pb2 as pb
-from ledger.replication.raft_group import EntryFate, ShardReplica, raft_settings
+from ledger.replication.raft_group import EntryFate, ShardReplica, raft_settings, tick_period_s
 from ledger.replication.snapshot import ShardSnapshots
 from ledger.replication.state_machine import ShardStateMachine
+from ledger.replication.tick_loop import TickLoop
 from ledger.storage.base import digest_items
 from ledger.storage.leveldb import LevelDBShardStore
 from ledger.tools.processes import free_port_range, wait_until
@@ -57,6 +58,7 @@ def test_pipelined_entries_are_never_truncated_and_replicas_agree(tmp_path: path
     base = free_port_range(3)
     addresses = [f"127.0.0.1:{base + n}" for n in range(3)]
     replicas = []
+    ticks = TickLoop(tick_period_s)  # one loop for all three: its groups talk to each other
     try:
         for position, address in enumerate(addresses):
             directory = tmp_path / f"r{position}"
@@ -70,7 +72,7 @@ def test_pipelined_entries_are_never_truncated_and_replicas_agree(tmp_path: path
                 position=position,
             )
             partners = [other for other in addresses if other != address]
-            replicas.append(ShardReplica(0, address, partners, machine, settings))
+            replicas.append(ShardReplica(0, address, partners, machine, settings, ticks))
         leader = wait_until(
             lambda: next((r for r in replicas if r.is_leader()), None), 30.0, what="a leader"
         )
@@ -102,6 +104,7 @@ def test_pipelined_entries_are_never_truncated_and_replicas_agree(tmp_path: path
         logging.getLogger("pysyncobj").removeHandler(critical)
         for replica in replicas:
             replica.stop()
+        ticks.stop()
         for replica in replicas:
             replica.machine.store.close()
         time.sleep(0.1)
