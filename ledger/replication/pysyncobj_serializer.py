@@ -12,8 +12,9 @@ What changes against PySyncObj's own file serializer:
   instead of dumping the state; PySyncObj truncates its log on the next tick, as before.
 * ``getTransmissionData`` streams the shard from a LevelDB snapshot taken when a follower first
   needs it, one bounded chunk per call, instead of reading a dump file. PySyncObj calls it in its
-  heartbeat loop, which stops after ``appendEntriesPeriod``: a transmission blocks the tick
-  thread for at most that long plus one chunk, whatever the shard holds.
+  heartbeat loop, which stops after ``appendEntriesPeriod``: a transmission holds its group's
+  tick for at most that long plus one chunk, whatever the shard holds, and lets the node's
+  other groups (which share the tick thread) run between chunks.
 * While a stream is out, compaction waits (up to ``log_bytes_streaming_max`` of log): a new
   compaction would move the log start past the stream's header and the follower would need the
   whole stream again.
@@ -102,6 +103,10 @@ class ShardSerializer:
     def getTransmissionData(self, transmissionID: Any) -> tuple[bytes, bool, bool] | None:
         stream = self._streams.get(transmissionID)
         first = stream is None
+        if not first and self._snapshots.let_others_run is not None:
+            # PySyncObj sends chunks in a loop for up to a heartbeat period: between two of
+            # them, the node's other groups (sharing the tick thread) get their turn.
+            self._snapshots.let_others_run()
         if stream is None:
             stream = self._snapshots.open_stream()
             if stream is None:

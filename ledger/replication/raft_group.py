@@ -205,7 +205,7 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         with building_with(self._group_poller):
             super().__init__(self_address, partner_addresses, settings)
         snapshots.after_restore = self._postpone_election
-        snapshots.during_restore = self._serve_other_groups
+        snapshots.let_others_run = self._serve_other_groups
         self.addOnTickCallback(self._on_tick)
         ticks.start_group(self._group_poller, self._onTick)
 
@@ -322,7 +322,7 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
         return message
 
     def _serve_other_groups(self) -> None:
-        """In the middle of a long restore: the node's other groups tick meanwhile."""
+        """In the middle of a long restore or stream: the node's other groups tick meanwhile."""
         self._ticks.serve_others(self._group_poller)
 
     def _postpone_election(self) -> None:

@@ -156,9 +156,10 @@ class ShardSnapshots:
         self.log_bytes = 0  # bytes of entries applied since the last compaction
         # Called after a restore that replaced the shard's data (long: the tick thread was busy).
         self.after_restore: Callable[[], None] | None = None
-        # Called every ``restore_pause_records`` records of a restore: the node's other groups
-        # share the tick thread and must keep their heartbeats going meanwhile.
-        self.during_restore: Callable[[], None] | None = None
+        # Called in the middle of long work on the tick thread, which the node's other groups
+        # share (their heartbeats must go on): every ``restore_pause_records`` records of a
+        # restore, and between the chunks of an outgoing stream.
+        self.let_others_run: Callable[[], None] | None = None
 
     # -- compaction -------------------------------------------------------------------------
 
@@ -270,8 +271,8 @@ class ShardSnapshots:
 
     def _pausing(self, records: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
         for count, record in enumerate(records, start=1):
-            if count % restore_pause_records == 0 and self.during_restore is not None:
-                self.during_restore()
+            if count % restore_pause_records == 0 and self.let_others_run is not None:
+                self.let_others_run()
             yield record
 
     def _records(self, path: str) -> Iterator[tuple[bytes, bytes]]:

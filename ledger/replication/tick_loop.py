@@ -34,7 +34,7 @@ from typing import Any
 import pysyncobj.syncobj
 from pysyncobj.poller import POLL_EVENT_TYPE, Poller
 
-__all__ = ["GroupPoller", "TickLoop", "install"]
+__all__ = ["GroupPoller", "TickLoop", "building_with", "install"]
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,17 @@ def _from_poll_events(events: int) -> int:
 
 
 class _Group:
-    """The loop's record of one group: its tick and whether it has an event to look at."""
+    """The loop's record of one group: its tick and whether it has an event to look at.
+    Until the group is started, its subscriptions wait in ``pending``: the loop must not run a
+    callback of a group that is still being built on another thread."""
 
-    __slots__ = ("due_s", "ready", "tick")
+    __slots__ = ("due_s", "pending", "ready", "tick")
 
-    def __init__(self, tick: _Tick | None) -> None:
-        self.tick = tick
+    def __init__(self) -> None:
+        self.tick: _Tick | None = None
         self.ready = True
         self.due_s = 0.0
+        self.pending: dict[int, tuple[_Callback, int]] | None = {}
 
 
 class GroupPoller(Poller):  # type: ignore[misc]
@@ -85,10 +88,16 @@ class GroupPoller(Poller):  # type: ignore[misc]
         self._group = group
 
     def subscribe(self, descr: int, callback: _Callback, eventMask: int) -> None:
-        self._loop._subscribe(descr, callback, eventMask, self._group)
+        if self._group.pending is not None:  # not started yet
+            self._group.pending[descr] = (callback, eventMask)
+        else:
+            self._loop._subscribe(descr, callback, eventMask, self._group)
 
     def unsubscribe(self, descr: int) -> None:
-        self._loop._unsubscribe(descr)
+        if self._group.pending is not None:
+            self._group.pending.pop(descr, None)
+        else:
+            self._loop._unsubscribe(descr)
 
     def poll(self, timeout: float) -> None:
         """The end of a group's tick: the loop thread waits for everyone, not here."""
@@ -118,13 +127,16 @@ class TickLoop:
 
     def new_group(self) -> GroupPoller:
         """A poller for a group about to be built; ``start_group`` hands the loop its tick."""
-        return GroupPoller(self, _Group(None))
+        return GroupPoller(self, _Group())
 
     def start_group(self, poller: GroupPoller, tick: _Tick) -> None:
         """Start ticking the group built with ``poller``."""
         group = poller._group
-        assert group.tick is None, "a group is started once"
+        assert group.tick is None and group.pending is not None, "a group is started once"
         group.tick = tick
+        pending, group.pending = group.pending, None
+        for descr, (callback, event_mask) in pending.items():
+            self._subscribe(descr, callback, event_mask, group)
         with self._lock:
             assert not self._stopping.is_set(), "the loop was stopped"
             self._groups = [*self._groups, group]
@@ -175,18 +187,18 @@ class TickLoop:
             pass
 
     def serve_others(self, poller: GroupPoller) -> None:
-        """Called by a group in the middle of a long step (a snapshot restore): read the other
-        groups' messages and tick those that are ready or due, once, so that their heartbeats
-        and elections do not wait for it. The calling group's own descriptors wait for the end
-        of its step, and a group is never re-entered: calls from a group served here (or from
-        outside the loop thread) do nothing."""
+        """Called by a group in the middle of a long step (a snapshot restore or stream): read
+        the other groups' messages and tick those that are ready or due, once, so that their
+        heartbeats and elections do not wait for it. The calling group's own descriptors wait
+        for the end of its step, and a group is never re-entered: calls from a group served
+        here (or from outside the loop thread) do nothing."""
         if self._serving_others or threading.current_thread() is not self._thread:
             return
         busy = poller._group
         self._serving_others = True
         try:
-            self._run_callbacks(self._poll.poll(0), skip=busy)
-            self._tick_due([g for g in self._groups if g is not busy])
+            self._dispatch(0.0, skip=busy)
+            self._tick_due([g for g in self._groups if g is not busy], skip=busy)
         finally:
             self._serving_others = False
 
@@ -219,7 +231,7 @@ class TickLoop:
         self._dispatch(self._wait_s(groups, time.monotonic()))
         self._tick_due(groups)
 
-    def _tick_due(self, groups: list[_Group]) -> None:
+    def _tick_due(self, groups: list[_Group], skip: _Group | None = None) -> None:
         for group in groups:
             now_s = time.monotonic()
             if not group.ready and group.due_s > now_s:
@@ -234,7 +246,7 @@ class TickLoop:
             if time.monotonic() - now_s > long_step_s:
                 # Messages queued meanwhile reach the other groups before their ticks check
                 # election and leader deadlines: the loop was busy, their peers were not silent.
-                self._dispatch(0.0)
+                self._dispatch(0.0, skip)
 
     def _wait_s(self, groups: list[_Group], now_s: float) -> float:
         wait_s = self._tick_period_s
@@ -244,19 +256,21 @@ class TickLoop:
             wait_s = min(wait_s, group.due_s - now_s)
         return max(wait_s, 0.0)
 
-    def _dispatch(self, wait_s: float) -> None:
-        """Poll every group's descriptors and run the callbacks of those that are ready; poll
-        again at once while callbacks take long (a snapshot restore), for the same reason as
-        after a long tick."""
+    def _dispatch(self, wait_s: float, skip: _Group | None = None) -> None:
+        """Poll every group's descriptors and run the callbacks of those that are ready (but
+        ``skip``'s); poll again at once while callbacks take long (a snapshot restore), for the
+        same reason as after a long tick."""
         for _ in range(dispatch_rounds_max):
             events = self._poll.poll(wait_s * 1000.0)
             started_s = time.monotonic()
-            self._run_callbacks(events)
+            self._run_callbacks(events, skip)
             if time.monotonic() - started_s <= long_step_s:
                 return
             wait_s = 0.0
 
-    def _run_callbacks(self, events: list[tuple[int, int]], skip: _Group | None = None) -> None:
+    def _run_callbacks(self, events: list[tuple[int, int]], skip: _Group | None) -> None:
+        """A callback may see a stale event (a nested ``serve_others`` handled it already):
+        PySyncObj's handlers read non-blocking and take EAGAIN in their stride."""
         for descr, poll_events in events:
             entry = self._callbacks.get(descr)
             if entry is None:

@@ -195,11 +195,24 @@ def test_a_long_restore_pauses_for_the_other_groups_every_so_many_records(
     leader.compact(10)
     records = sum(1 for _ in leader.store.items())
     pauses: list[int] = []
-    follower.snapshots.during_restore = lambda: pauses.append(len(pauses))
+    follower.snapshots.let_others_run = lambda: pauses.append(len(pauses))
     transmit(leader, follower)
     follower.serializer.deserialize()
     assert len(pauses) == records // 1_000 >= 5
     assert follower.digest() == leader.digest()
+
+
+def test_a_stream_lets_the_other_groups_run_between_its_chunks(
+    pair: tuple[Replica, Replica],
+) -> None:
+    leader, follower = pair
+    leader.apply_accounts(1, 5_000, index=10)
+    leader.compact(10)
+    pauses: list[int] = []
+    leader.snapshots.let_others_run = lambda: pauses.append(len(pauses))
+    chunks = transmit(leader, follower)
+    assert chunks > 3
+    assert len(pauses) == chunks - 1  # before every chunk but the one that opens the stream
 
 
 def test_a_corrupt_stream_changes_nothing(pair: tuple[Replica, Replica]) -> None:

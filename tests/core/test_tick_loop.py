@@ -182,8 +182,12 @@ def test_a_long_step_serves_the_other_groups_but_not_itself(loop: TickLoop) -> N
             others_saw.extend(other.ticks)
         own_during.append(bytes(group.received))
 
+    def slow_on_heartbeat(group: FakeGroup) -> None:
+        if group.received == b"heartbeat":  # a long tick inside serve_others: the loop polls
+            time.sleep(tick_loop.long_step_s * 2)  # again, and must still skip "restoring"
+
     restoring = FakeGroup(loop, "restoring", tick_hook=restore)
-    other = FakeGroup(loop, "other")
+    other = FakeGroup(loop, "other", tick_hook=slow_on_heartbeat)
     later.append(other)
     other.wait_for_tick(lambda ticks: len(ticks) >= 2)
     restoring.outside.sendall(b"restore")
@@ -223,6 +227,34 @@ def test_stop_group_destroys_it_on_the_loop_thread_and_ends_its_ticks(loop: Tick
         assert len(group.ticks) == count
     group.close()
     other.close()
+
+
+def test_a_group_being_built_gets_no_callbacks_until_it_is_started(loop: TickLoop) -> None:
+    """PySyncObj binds and subscribes its sockets inside ``SyncObj.__init__``, on the building
+    thread: the loop must not run their callbacks before the group is complete."""
+    running = FakeGroup(loop, "running")  # the loop is up and polling
+    running.wait_for_tick(lambda ticks: len(ticks) >= 1)
+    poller = loop.new_group()
+    inside, outside = socket.socketpair()
+    calls: list[str] = []
+    poller.subscribe(inside.fileno(), lambda _d, _m: calls.append("early"), POLL_EVENT_TYPE.READ)
+    outside.sendall(b"x")  # readable at once
+    running.wait_for_tick(lambda ticks: len(ticks) >= 4)  # several polls went by
+    assert calls == []
+    poller.unsubscribe(inside.fileno())  # an unsubscribe before the start is honoured too
+    arrived = threading.Event()
+
+    def on_readable(_descr: int, _mask: int) -> None:
+        inside.recv(16)
+        arrived.set()
+
+    poller.subscribe(inside.fileno(), on_readable, POLL_EVENT_TYPE.READ)
+    loop.start_group(poller, lambda _wait_s: None)
+    assert arrived.wait(WAIT_S)
+    assert calls == []
+    running.close()
+    inside.close()
+    outside.close()
 
 
 def test_stop_group_before_the_loop_runs_destroys_at_once() -> None:
