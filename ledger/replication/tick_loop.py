@@ -15,9 +15,19 @@ look at its timers. ``TickLoop`` replaces those threads with one:
   waiting, the loop thread does the waiting for all of them.
 
 A group's code runs on the loop thread only, as it ran on its own tick thread before: PySyncObj's
-threading rules are unchanged (other threads only enqueue commands and wake the poll). The cost
-is that one group's long step (a snapshot restore, a large apply) delays the others' ticks; the
-election timeouts (seconds) are far longer than any such step, and compaction is O(1) here.
+threading rules are unchanged (other threads only enqueue commands and wake the poll), and a
+group's descriptors join the poll only once it is started (PySyncObj subscribes them inside
+``SyncObj.__init__``, on the building thread). The cost is that one group's long step delays
+the others, so:
+
+* after a tick or a round of callbacks longer than ``long_step_s``, the loop polls again before
+  the next group's tick: that group reads the heartbeat that arrived meanwhile before it checks
+  its election deadline (the loop was busy, its leader was not silent);
+* the steps that grow with a shard (a snapshot restore, an outgoing snapshot stream) call
+  ``serve_others`` as they go, which lets the other groups read and tick; the busy group is
+  never re-entered (its own descriptors wait for the end of its step).
+
+Compaction is O(1) here, and election timeouts (seconds) are far longer than any other step.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ log = logging.getLogger(__name__)
 
 long_step_s = 0.05  # a tick or a round of callbacks this long: poll again before going on
 dispatch_rounds_max = 4  # polls in a row while callbacks keep taking long
+stop_check_s = 1.0  # stop_group checks this often that the loop thread is still alive
 
 _Callback = Callable[[int, int], None]
 _Tick = Callable[[float], None]
@@ -64,6 +75,10 @@ def _from_poll_events(events: int) -> int:
     if events & (select.POLLERR | select.POLLHUP):
         mask |= POLL_EVENT_TYPE.ERROR
     return mask
+
+
+def _thread_alive(thread: threading.Thread | None) -> bool:
+    return thread is not None and thread.is_alive()
 
 
 class _Group:
@@ -150,7 +165,7 @@ class TickLoop:
         assert threading.current_thread() is not self._thread, "would wait for itself"
         done = threading.Event()
         with self._lock:
-            running = self._thread is not None and self._thread.is_alive()
+            running = _thread_alive(self._thread)
             if running:
                 self._removals.append((poller._group, destroy, done))
             else:
@@ -159,7 +174,12 @@ class TickLoop:
             destroy()
             return
         self.wake()
-        done.wait()
+        while not done.wait(stop_check_s):
+            if not _thread_alive(self._thread):  # the loop died: nobody else will run it
+                with self._lock:
+                    self._removals = [r for r in self._removals if r[2] is not done]
+                destroy()
+                return
 
     def stop(self) -> None:
         """Stop the thread; call it after ``stop_group`` for every group."""

@@ -257,6 +257,29 @@ def test_a_group_being_built_gets_no_callbacks_until_it_is_started(loop: TickLoo
     outside.close()
 
 
+class _LoopKiller(BaseException):
+    """Not an Exception: nothing in the loop catches it, so its thread dies."""
+
+
+def test_stop_group_after_the_loop_thread_died_destroys_on_the_caller(
+    loop: TickLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tick_loop, "stop_check_s", 0.01)
+    monkeypatch.setattr(threading, "excepthook", lambda _args: None)  # expected death
+    died = threading.Event()
+
+    def kill(_group: FakeGroup) -> None:
+        died.set()
+        raise _LoopKiller
+
+    victim = FakeGroup(loop, "victim", tick_hook=kill)
+    assert died.wait(WAIT_S)
+    destroyed_on: list[str] = []
+    loop.stop_group(victim.poller, lambda: destroyed_on.append(threading.current_thread().name))
+    assert destroyed_on == [threading.current_thread().name]
+    victim.close()
+
+
 def test_stop_group_before_the_loop_runs_destroys_at_once() -> None:
     ticks = TickLoop(PERIOD_S)
     poller = ticks.new_group()
