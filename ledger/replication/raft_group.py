@@ -152,7 +152,6 @@ def raft_settings(
         appendEntriesUseBatch=False,
         appendEntriesPeriod=0.2,
         autoTick=False,  # one TickLoop per node drives all its groups, every tick_period_s
-        autoTickPeriod=tick_period_s,
         raftMinTimeout=1.0,
         raftMaxTimeout=3.0,
         connectionTimeout=5.0,

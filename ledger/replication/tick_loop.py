@@ -163,23 +163,23 @@ class TickLoop:
         """Stop ticking a group and run ``destroy`` on the loop thread (PySyncObj is not
         thread-safe); returns once it ran."""
         assert threading.current_thread() is not self._thread, "would wait for itself"
-        done = threading.Event()
+        group, done = poller._group, threading.Event()
         with self._lock:
             running = _thread_alive(self._thread)
             if running:
-                self._removals.append((poller._group, destroy, done))
+                self._removals.append((group, destroy, done))
+        if running:
+            self.wake()
+            while not done.wait(stop_check_s):
+                if not _thread_alive(self._thread):  # the loop died: nobody else will run it
+                    break
             else:
-                self._groups = [g for g in self._groups if g is not poller._group]
-        if not running:
-            destroy()
-            return
-        self.wake()
-        while not done.wait(stop_check_s):
-            if not _thread_alive(self._thread):  # the loop died: nobody else will run it
-                with self._lock:
-                    self._removals = [r for r in self._removals if r[2] is not done]
-                destroy()
                 return
+        # The loop never ran or died: nothing else runs the group's code, destroy it here.
+        with self._lock:
+            self._removals = [r for r in self._removals if r[2] is not done]
+            self._groups = [g for g in self._groups if g is not group]
+        destroy()
 
     def stop(self) -> None:
         """Stop the thread; call it after ``stop_group`` for every group."""

@@ -136,9 +136,7 @@ class NodeLink:
                 # Anything _send did not turn into outcomes is a bug: hand it to every caller
                 # of this Submit (each one raises it) rather than leave them waiting forever.
                 except Exception as error:  # noqa: BLE001
-                    for item in batch:
-                        if not item.future.done():
-                            item.future.set_exception(error)
+                    _fail(batch, error)
                 await self._next_turn()
         finally:
             # A queue that lined up in the last step must not wait for a turn that never
@@ -183,11 +181,16 @@ class NodeLink:
                     metadata=self._call_metadata,
                 )
         except grpc.aio.AioRpcError as error:
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(error)
+            _fail(batch, error)
             return
         assert len(response.outcomes) == len(batch)
         for item, outcome in zip(batch, response.outcomes, strict=True):
             if not item.future.done():
                 item.future.set_result(outcome)
+
+
+def _fail(batch: list[_Pending], error: BaseException) -> None:
+    """Every caller of ``batch`` still waiting raises ``error``."""
+    for item in batch:
+        if not item.future.done():
+            item.future.set_exception(error)

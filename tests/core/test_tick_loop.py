@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pysyncobj.serializer
 import pysyncobj.syncobj
 import pytest
 from pysyncobj.poller import POLL_EVENT_TYPE, PollPoller
@@ -305,9 +306,14 @@ def test_create_poller_hands_out_the_group_poller_only_while_building(loop: Tick
     assert isinstance(poller, GroupPoller)
 
 
-def test_a_real_syncobj_group_is_driven_by_the_loop(loop: TickLoop) -> None:
+def test_a_real_syncobj_group_is_driven_by_the_loop(
+    loop: TickLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A one-member PySyncObj group on the loop elects itself and applies a command."""
     tick_loop.install()
+    # A plain SyncObj: PySyncObj's own serializer, even if a ShardReplica built earlier in this
+    # process installed ours (which only serves shard replicas).
+    monkeypatch.setattr(pysyncobj.syncobj, "Serializer", pysyncobj.serializer.Serializer)
 
     class Counter(pysyncobj.SyncObj):  # type: ignore[misc]
         def __init__(self, address: str, poller: GroupPoller) -> None:
