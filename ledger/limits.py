@@ -97,9 +97,15 @@ assert node_attempt_timeout_s * 1000 < deadline_ms_default
 assert shard_batches_in_flight_max > 0 and submit_queue_depth_max > 0
 group_commit_linger_max_ms = 20  # a busy gateway->node link waits at most this to fill a Submit
 group_commit_linger_rtt_fraction = 0.5  # ... and at most this share of its last round trip
+# A read link's round trip is one ReadIndex probe round (no journal, no apply), a few times
+# shorter than a Submit's: half of it filled few batches (1.6 reads per probe at 64 readers).
+# Twice it gave 2.7 reads per probe, 1.5x the reads/s and a quarter less node CPU; a lone
+# reader still never waits.
+group_commit_read_linger_rtt_fraction = 2.0
 node_submit_batches_max = 64  # shard batches per Submit rpc
 
 assert 0 <= group_commit_linger_max_ms < leader_backoff_ms_max
 assert 0 <= group_commit_linger_rtt_fraction <= 1
+assert 0 <= group_commit_read_linger_rtt_fraction <= 5
 
 assert node_submit_batches_max >= shard_count

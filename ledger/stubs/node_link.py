@@ -12,12 +12,14 @@ so everything that queued meanwhile rides in the next Submit, in one Raft entry 
 
 The turn comes when the previous Submit is back, plus a linger when that Submit showed
 concurrency (it carried several shard batches): a fraction of its round trip, at most
-``group_commit_linger_max_ms`` (``linger_s``). The window adapts: a lone caller never waits
-(an idle link is its turn at once, and one batch per Submit means no linger), a few callers
-on a quick node wait a millisecond or two, a loaded node (long round trips) fills its entries
-for up to the cap. On a CPU-bound cluster this is what raises throughput: fewer, fuller
-entries cost less CPU per call than the wait costs in latency. All batches of one Submit share
-its fate on a transport error.
+``group_commit_linger_max_ms`` (``linger_s``). A read link lingers for a larger multiple of
+its round trip, which is only a probe round: each shard batch of reads costs a ReadIndex probe
+on the leader, so the fuller the batches, the fewer probes per read. The window adapts: a lone
+caller never waits (an idle link is its turn at once, and one batch per Submit means no
+linger), a few callers on a quick node wait a millisecond or two, a loaded node (long round
+trips) fills its entries for up to the cap. On a CPU-bound cluster this is what raises
+throughput: fewer, fuller entries cost less CPU per call than the wait costs in latency. All
+batches of one Submit share its fate on a transport error.
 """
 
 from __future__ import annotations
@@ -111,10 +113,12 @@ class NodeLink:
         """How long to let the next Submit fill once the previous one is back (see module)."""
         if self._last_batches <= 1:
             return 0.0
-        return min(
-            limits.group_commit_linger_max_ms / 1000,
-            limits.group_commit_linger_rtt_fraction * self._last_rtt_s,
+        fraction = (
+            limits.group_commit_read_linger_rtt_fraction
+            if self._reads
+            else limits.group_commit_linger_rtt_fraction
         )
+        return min(limits.group_commit_linger_max_ms / 1000, fraction * self._last_rtt_s)
 
     def _give_turn(self) -> None:
         """Wake every ``wait_turn`` caller."""

@@ -163,9 +163,9 @@ def test_a_lone_caller_is_sent_at_once_every_time(clock: Clock) -> None:
 CAP_S = limits.group_commit_linger_max_ms / 1000
 
 
-def link_after(batches: int, rtt_s: float) -> NodeLink:
-    """A link whose last Submit carried ``batches`` shard batches and took ``rtt_s``."""
-    link = NodeLink(stub=None)  # type: ignore[arg-type] - linger_s never calls the node
+def link_after(batches: int, rtt_s: float, *, reads: bool = False) -> NodeLink:
+    """A link whose last rpc carried ``batches`` shard batches and took ``rtt_s``."""
+    link = NodeLink(stub=None, reads=reads)  # type: ignore[arg-type] - linger_s never calls it
     link._last_batches = batches
     link._last_rtt_s = rtt_s
     return link
@@ -181,6 +181,14 @@ def test_after_a_busy_submit_the_linger_is_a_fraction_of_its_round_trip_capped()
     assert quick == pytest.approx(limits.group_commit_linger_rtt_fraction * 0.004)
     assert 0 < quick < CAP_S  # a quick node: a short wait
     assert link_after(batches=3, rtt_s=10.0).linger_s() == pytest.approx(CAP_S)  # never more
+
+
+def test_a_read_link_lingers_for_a_larger_share_of_its_shorter_round_trip() -> None:
+    assert link_after(batches=1, rtt_s=0.002, reads=True).linger_s() == 0.0  # a lone reader
+    probe_round = link_after(batches=3, rtt_s=0.002, reads=True).linger_s()
+    assert probe_round == pytest.approx(limits.group_commit_read_linger_rtt_fraction * 0.002)
+    assert probe_round > link_after(batches=3, rtt_s=0.002).linger_s()
+    assert link_after(batches=3, rtt_s=10.0, reads=True).linger_s() == pytest.approx(CAP_S)
 
 
 def test_an_idle_link_is_its_turn_at_once_and_a_busy_one_waits_for_its_next_submit(
