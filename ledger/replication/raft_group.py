@@ -202,9 +202,9 @@ class ShardReplica(SyncObj):  # type: ignore[misc]
             # PySyncObj would listen on 0.0.0.0 (every interface): only on our Raft address.
             settings.bindAddress = self_address
         raft_cipher.install()  # before SyncObj.__init__, which creates the encryptor
-        raft_wire.install()  # pickle protocol 4, no deflate per message
         pysyncobj_serializer.install()  # likewise for the serializer
         durable_journal.install()  # and for the journal
+        raft_wire.install()  # and before any entry is pickled or message sent
         self._read_index = ReadIndex(1 + len(partner_addresses), time.monotonic)
         self._ticks = ticks
         self._group_poller = ticks.new_group()

@@ -33,7 +33,7 @@ import pysyncobj.tcp_connection
 __all__ = ["PICKLE_PROTOCOL", "install"]
 
 PICKLE_PROTOCOL = 4  # BINBYTES: bytes pickle as they are (Python 3.4+, every supported version)
-_PICKLE_PROTO_OPCODE = 0x80
+_PICKLE_PREFIX = b"\x80"  # the PROTO opcode every pickle of protocol 2 or later starts with
 
 
 class _Uncompressed:
@@ -47,7 +47,7 @@ class _Uncompressed:
     @staticmethod
     def decompress(data: bytes) -> bytes:
         """A pickle as it is; a message deflated by a node of an older release, inflated."""
-        if data[:1] == bytes((_PICKLE_PROTO_OPCODE,)):
+        if data[:1] == _PICKLE_PREFIX:
             return data
         return zlib.decompress(data)
 
